@@ -1,0 +1,258 @@
+"""Build spec files into generated modules; check for drift; build-and-import for notebooks.
+
+``build_spec(path, out_dir)`` runs a spec file, collects every ``irtgen.Distribution`` at its top
+level, derives and renders each, and writes ``out_dir/<snake_name>.py``. ``load(path)`` does the
+same into a cache keyed by the content hash of the spec and of irtgen itself, then imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import runpy
+import sys
+import tempfile
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from irtgen import __version__
+from irtgen.codegen.functions import UnsupportedFunctionError
+from irtgen.spec import Distribution, SpecError
+
+
+class BuildError(Exception):
+    """A spec could not be built; the message names the file, the distribution and the problem."""
+
+
+@dataclass
+class FamilyResult:
+    name: str
+    path: Path
+    status: str  # "written", "unchanged", "stale" (check mode), "missing" (check mode)
+    seconds: dict = field(default_factory=dict)  # derive / generate / write timings
+
+
+def package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def builtin_spec_dir() -> Path:
+    return package_dir() / "specs"
+
+
+def generated_dir() -> Path:
+    """Folder of the committed built-in modules (the package ``irtgen.generated``)."""
+    spec = importlib.util.find_spec("irtgen.generated")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError("cannot locate the irtgen.generated package")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_spec_file(path: str | os.PathLike) -> list[Distribution]:
+    """Run a spec file and return its top-level distributions, in definition order."""
+    path = Path(path)
+    if not path.is_file():
+        raise BuildError(f"{path}: no such spec file")
+    try:
+        namespace = runpy.run_path(str(path), run_name="__irtgen_spec__")
+    except SpecError as err:
+        raise BuildError(f"{path}: {err}") from err
+    except Exception as err:  # the user's file raised: say where, keep the cause chained
+        raise BuildError(f"{path}: running the spec failed: {type(err).__name__}: {err}") from err
+    found: list[Distribution] = []
+    for value in namespace.values():
+        if isinstance(value, Distribution) and all(value is not f for f in found):
+            found.append(value)
+    if not found:
+        raise BuildError(f"{path}: defines no irtgen.Distribution at top level")
+    names = [d.name for d in found]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BuildError(f"{path}: more than one distribution named {', '.join(dupes)}")
+    for d in found:
+        d.source_file = str(path)
+    return found
+
+
+def generate_source(dist: Distribution, spec_label: str, command: str, timings=None) -> str:
+    """Derive and render one distribution; errors become BuildError naming it."""
+    from irtgen.codegen.module import render_module
+    from irtgen.derive import derive
+
+    t0 = time.perf_counter()
+    try:
+        derivation = derive(dist)
+        t1 = time.perf_counter()
+        source = render_module(derivation, spec_label, command)
+    except (SpecError, UnsupportedFunctionError) as err:
+        msg = str(err)
+        prefix = f"{dist.name}: "
+        raise BuildError(
+            f"{spec_label}: {msg if msg.startswith(prefix) else prefix + msg}"
+        ) from err
+    t2 = time.perf_counter()
+    if timings is not None:
+        timings.update(derive=t1 - t0, generate=t2 - t1)
+    return source
+
+
+def _label(path: Path) -> str:
+    """How a spec path is written into generated headers: relative paths as given, else the
+    file name (no machine-specific absolute paths in committed files)."""
+    return path.as_posix() if not path.is_absolute() else path.name
+
+
+def build_spec(
+    spec_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    check: bool = False,
+    spec_label: str | None = None,
+    command: str | None = None,
+    progress=None,
+) -> list[FamilyResult]:
+    """Build every distribution of a spec file into ``out_dir`` (or compare, with check)."""
+    spec_path, out_dir = Path(spec_path), Path(out_dir)
+    label = spec_label or _label(spec_path)
+    cmd = command or f"irtgen build {label} -o {_label(out_dir)}"
+    results = []
+    for dist in load_spec_file(spec_path):
+        timings: dict = {}
+        source = generate_source(dist, label, cmd, timings)
+        target = out_dir / f"{dist.snake_name}.py"
+        old = target.read_text() if target.exists() else None
+        t0 = time.perf_counter()
+        if check:
+            status = "unchanged" if old == source else ("missing" if old is None else "stale")
+        elif old == source:
+            status = "unchanged"
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(target, source)
+            status = "written"
+        timings["write"] = time.perf_counter() - t0
+        result = FamilyResult(dist.name, target, status, timings)
+        results.append(result)
+        if progress:
+            progress(result)
+    return results
+
+
+def build_builtins(check: bool = False, progress=None) -> tuple[list[FamilyResult], list[Path]]:
+    """Regenerate (or check) ``generated/`` from ``irtgen/specs/``.
+
+    Returns the per-family results and generated files that no spec produces any more.
+    """
+    out_dir = generated_dir()
+    results = []
+    for spec in sorted(builtin_spec_dir().glob("*.py")):
+        if spec.name == "__init__.py":
+            continue
+        results += build_spec(
+            spec,
+            out_dir,
+            check=check,
+            spec_label=f"irtgen/specs/{spec.name}",
+            command="irtgen build --builtins",
+            progress=progress,
+        )
+    produced = {r.path.name for r in results}
+    orphans = [
+        p
+        for p in sorted(out_dir.glob("*.py"))
+        if p.name not in produced and p.name != "__init__.py"
+    ]
+    return results, orphans
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -- load: build into a cache and import ---------------------------------------------------------
+
+_TOOLCHAIN_HASH: str | None = None
+
+
+def toolchain_hash() -> str:
+    """Hash of irtgen's own code and templates: a cached build is reused only when both match."""
+    global _TOOLCHAIN_HASH
+    if _TOOLCHAIN_HASH is None:
+        h = hashlib.sha256(__version__.encode())
+        from irtgen.codegen.module import template_environment
+
+        roots = [package_dir(), Path(template_environment().loader.searchpath[0])]
+        for root in roots:
+            for f in sorted(root.rglob("*")):
+                if f.suffix in (".py", ".j2") and "specs" not in f.parts:
+                    h.update(f.name.encode())
+                    h.update(f.read_bytes())
+        _TOOLCHAIN_HASH = h.hexdigest()
+    return _TOOLCHAIN_HASH
+
+
+def cache_root() -> Path:
+    env = os.environ.get("IRTGEN_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "irtgen"
+
+
+def load(spec_path: str | os.PathLike) -> types.SimpleNamespace:
+    """Build a spec file (cached by content hash) and import it.
+
+    Returns a namespace whose attributes are the generated classes by name, e.g.
+    ``K = irtgen.load("kumaraswamy.py").Kumaraswamy``.
+    """
+    spec_path = Path(spec_path)
+    if not spec_path.is_file():
+        raise BuildError(f"{spec_path}: no such spec file")
+    key = hashlib.sha256(spec_path.read_bytes() + toolchain_hash().encode()).hexdigest()[:20]
+    target = cache_root() / key
+    if not (target / "BUILT").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{key}."))
+        try:
+            build_spec(
+                spec_path,
+                tmp,
+                spec_label=spec_path.name,
+                command=f"irtgen.load({spec_path.name!r})",
+            )
+            (tmp / "BUILT").write_text("")
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process finished first; use its build
+                _rmtree(tmp)
+        except BaseException:
+            _rmtree(tmp)
+            raise
+    namespace = types.SimpleNamespace()
+    for file in sorted(target.glob("*.py")):
+        module_name = f"irtgen_loaded_{key}_{file.stem}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        cls = getattr(module, module.FAMILY.name)
+        setattr(namespace, cls.__name__, cls)
+    return namespace
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

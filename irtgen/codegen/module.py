@@ -1,0 +1,191 @@
+"""Render one generated module (torch formulas, Triton kernels, Distribution class) per family.
+
+The derivation's expressions become *formula functions*: common subexpressions are shared
+(``sympy.cse``), each function is printed for torch and for Triton, and the jinja2 templates in
+``templates/`` arrange them into a module. Numeric CSE temporaries are inlined again: a float bound
+to a name inside a kernel would become float32 under the Triton interpreter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+import sympy as sp
+
+from irtgen.codegen.printer import Printer
+from irtgen.constraints import support_constraint_source
+from irtgen.derive import Derivation
+
+
+@dataclass
+class FormulaFunction:
+    """One formula function, printed for one backend."""
+
+    name: str
+    args: list[str]
+    lines: list[str]  # "_t0 = ..." assignments
+    returns: list[str]
+    comments: list[str] = field(default_factory=list)  # "label = formula" for humans
+
+    @property
+    def signature(self) -> str:
+        return ", ".join(self.args)
+
+    @property
+    def return_expr(self) -> str:
+        return self.returns[0] if len(self.returns) == 1 else ", ".join(self.returns)
+
+
+def _cse(exprs: list[sp.Basic]):
+    replacements, reduced = sp.cse(
+        [sp.sympify(e) for e in exprs], symbols=sp.numbered_symbols("_t"), order="none"
+    )
+    kept = []
+    inline: dict = {}
+    for sym, val in replacements:
+        val = val.xreplace(inline)
+        if not val.free_symbols:  # a number: keep it inline, never bound to a name
+            inline[sym] = val
+        else:
+            kept.append((sym, val))
+    reduced = [e.xreplace(inline) for e in reduced]
+    return kept, reduced
+
+
+def formula_function(
+    name: str,
+    args: list[str],
+    outputs: list[tuple[str, sp.Basic]],
+    backend: str,
+    ref: str,
+) -> FormulaFunction:
+    """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``."""
+    printer = Printer(backend, ref)
+    kept, reduced = _cse([e for _, e in outputs])
+    lines = [f"{sym} = {printer.doprint(val)}" for sym, val in kept]
+    returns = [printer.output(e) for e in reduced]
+    comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
+    return FormulaFunction(name, args, lines, returns, comments)
+
+
+def _support_condition(d: Derivation) -> sp.Basic:
+    z = d.z
+    conds = []
+    interval = d.spec.support
+    if d.support_lo != -sp.oo:
+        conds.append(z > d.support_lo if interval.left_open else z >= d.support_lo)
+    if d.support_hi != sp.oo:
+        conds.append(z < d.support_hi if interval.right_open else z <= d.support_hi)
+    if not conds:
+        return sp.true
+    return sp.And(*conds, evaluate=False) if len(conds) > 1 else conds[0]
+
+
+def _formulas(d: Derivation, backend: str) -> dict[str, FormulaFunction]:
+    z = d.z.name
+    ps = d.param_names
+    zs = [z, *ps]
+    suffix = "torch" if backend == "torch" else "tl"
+
+    def fn(op, args, outputs, ref):
+        return formula_function(f"{op}_{suffix}", args, outputs, backend, ref)
+
+    out = {
+        "log_prob": fn("log_prob", zs, [("log q", d.log_pdf)], z),
+        "cdf": fn("cdf", zs, [("F", d.cdf)], z),
+        "sf": fn("sf", zs, [("S = 1 - F", d.sf)], z),
+        "pdf": fn("pdf", zs, [("q", d.pdf)], z),
+        "log_prob_grad": fn(
+            "log_prob_grad",
+            zs,
+            [(f"d log q/d{z}", d.dlog_pdf_dz)]
+            + [(f"d log q/d{p}", e) for p, e in zip(ps, d.dlog_pdf, strict=True)],
+            z,
+        ),
+        "cdf_grad": fn(
+            "cdf_grad",
+            zs,
+            [(f"dF/d{z} = q", d.pdf)] + [(f"dF/d{p}", e) for p, e in zip(ps, d.dcdf, strict=True)],
+            z,
+        ),
+        "implicit_grad": fn(
+            "implicit_grad",
+            zs,
+            [(f"d{z}/du = 1/q", d.inv_pdf)]
+            + [(f"d{z}/d{p}", e) for p, e in zip(ps, d.implicit, strict=True)],
+            z,
+        ),
+        "support": fn(
+            "support", ps, [("lower end", d.support_lo), ("upper end", d.support_hi)], ps[0]
+        ),
+        "in_support": fn("in_support", zs, [("inside", _support_condition(d))], z),
+    }
+    if d.icdf is not None:
+        out["icdf"] = fn("icdf", [d.u.name, *ps], [(f"{z} = F^-1({d.u.name})", d.icdf)], d.u.name)
+    return out
+
+
+def _extras(d: Derivation) -> list[dict]:
+    extras = []
+    for key, expr in d.extras.items():
+        f = formula_function(
+            f"{key}_torch", d.param_names, [(key, expr)], "torch", d.param_names[0]
+        )
+        extras.append({"name": key, "fn": f})
+    return extras
+
+
+def template_environment() -> jinja2.Environment:
+    path = resources.files("irtgen.templates")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(path)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_module(d: Derivation, spec_label: str, command: str) -> str:
+    """Source of the generated module for one derivation."""
+    spec = d.spec
+    params = []
+    for sym, c in spec.constraints.items():
+        params.append({"name": sym.name, "constraint": c.torch_source, "cname": c.name})
+    support_src = None if d.support_is_param_dependent else support_constraint_source(spec.support)
+    context = {
+        "name": spec.name,
+        "snake": spec.snake_name,
+        "doc": spec.doc,
+        "spec_label": spec_label,
+        "command": command,
+        "var": d.z.name,
+        "u": d.u.name,
+        "params": params,
+        "param_list": ", ".join(d.param_names),
+        "torch": _formulas(d, "torch"),
+        "triton": _formulas(d, "triton"),
+        "has_icdf": d.icdf is not None,
+        "has_bounds": d.support_lo != -sp.oo or d.support_hi != sp.oo,
+        "support_src": support_src,
+        "support_text": sp.sstr(spec.support),
+        "interval_kind": _interval_kind(spec.support),
+        "cdf_text": sp.sstr(spec.cdf),
+        "icdf_text": sp.sstr(spec.icdf.expr) if spec.icdf is not None else None,
+        "extras": _extras(d),
+    }
+    env = template_environment()
+    return env.get_template("module.py.j2").render(**context)
+
+
+def _interval_kind(interval: sp.Interval) -> str:
+    """torch constraint constructor for a parameter-dependent support."""
+    if interval.end == sp.oo:
+        return "greater_than" if interval.left_open else "greater_than_eq"
+    if interval.start == -sp.oo:
+        return "less_than"
+    if interval.right_open and not interval.left_open:
+        return "half_open_interval"
+    return "interval"

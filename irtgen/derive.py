@@ -1,0 +1,344 @@
+"""Symbolic derivation: from a CDF to everything the generated code computes.
+
+For a spec with CDF F(z; θ) this derives
+
+* the density q = ∂F/∂z and its logarithm (expanded into a sum of logs, so log q never
+  underflows where q does),
+* the survival function S = 1 − F, simplified (so the upper tail is not computed as 1 − F),
+* ∂F/∂θ for every parameter,
+* the implicit reparameterization gradient dz/dθ = −(∂F/∂θ)/q, *simplified*: common factors of
+  numerator and density cancel symbolically, so Normal gives exactly 1 and (z − loc)/scale,
+* ∂log q/∂θ and ∂log q/∂z, and 1/q (= du/dz, the gradient of the icdf in u),
+
+then applies the numerically safer rewrites of ``irtgen.rewrite``.
+
+Piecewise CDFs (and ``Abs``, ``sign``, ``Heaviside``, ``Max``, ``Min``, which are first rewritten
+into pieces without measure-zero pieces) are derived piece by piece. Convention at a kink: every
+derived quantity takes the value of the piece whose condition holds at that point, i.e. the first
+true condition in the Piecewise. For ``Piecewise((f, z < m), (g, True))`` that is the right-hand
+piece g at z = m, which gives finite, one-sided derivatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from irtgen.rewrite import stabilize
+from irtgen.spec import Distribution, SpecError
+
+
+@dataclass
+class Derivation:
+    """Everything derived for one distribution, in assumption-carrying symbols."""
+
+    spec: Distribution
+    z: sp.Symbol
+    u: sp.Symbol
+    params: list[sp.Symbol]
+    support_lo: sp.Expr
+    support_hi: sp.Expr
+    cdf: sp.Expr
+    sf: sp.Expr
+    pdf: sp.Expr
+    inv_pdf: sp.Expr
+    log_pdf: sp.Expr
+    dlog_pdf_dz: sp.Expr
+    dcdf: list[sp.Expr]
+    dlog_pdf: list[sp.Expr]
+    implicit: list[sp.Expr]
+    icdf: sp.Expr | None = None
+    extras: dict[str, sp.Expr] = field(default_factory=dict)  # mean, variance, entropy
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    @property
+    def support_is_param_dependent(self) -> bool:
+        return bool(self.support_lo.free_symbols | self.support_hi.free_symbols)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _cost(e: sp.Basic) -> int:
+    return int(sp.count_ops(e, visual=False))
+
+
+def _function_types(e: sp.Basic) -> set:
+    return {type(f) for f in e.atoms(sp.Function)}
+
+
+def simplify(e: sp.Basic) -> sp.Basic:
+    """The cheapest of a few equivalent forms (count of operations).
+
+    Forms that bring in functions the input did not have (SymPy likes to turn exponentials into
+    cosh and tanh) are rejected: log(cosh(t)) overflows where the exponential form does not.
+    """
+    e = sp.sympify(e)
+    if e.is_number or e.is_Atom:
+        return e
+    allowed = _function_types(e)
+    candidates = [e]
+    for f in (sp.simplify, lambda x: sp.powsimp(sp.cancel(x)), sp.factor_terms, sp.cancel):
+        try:
+            c = f(e)
+        except (sp.PolynomialError, TypeError, ValueError, NotImplementedError):
+            continue
+        if _function_types(c) <= allowed:
+            candidates.append(c)
+    return min(candidates, key=_cost)
+
+
+def _canonical(x: sp.Expr) -> tuple[int, sp.Expr]:
+    """(s, y) with x = s*y and y chosen the same way for x and -x, so that the pieces made
+    for Abs(x), sign(-x), Max(a, b) ... share one condition ``y < 0`` and fold cleanly."""
+    return (-1, -x) if x.could_extract_minus_sign() else (1, x)
+
+
+def _to_piecewise(expr: sp.Basic) -> sp.Basic:
+    """Rewrite Abs, sign, Heaviside, Max and Min into two-piece Piecewise expressions.
+
+    Every rewrite splits at ``y < 0`` for a canonical y, with no separate y = 0 piece: at the
+    kink the second piece applies, consistently for all functions of the same argument.
+    """
+
+    def pw_abs(x):
+        _, y = _canonical(x)
+        return sp.Piecewise((-y, y < 0), (y, True))
+
+    def pw_sign(x):
+        s, y = _canonical(x)
+        return sp.Piecewise((-s, y < 0), (s, True))
+
+    def pw_heaviside(x, *_):
+        s, y = _canonical(x)
+        return (
+            sp.Piecewise((0, y < 0), (1, True)) if s == 1 else sp.Piecewise((1, y < 0), (0, True))
+        )
+
+    def pw_max(a, b):
+        s, y = _canonical(a - b)  # a - b = s*y
+        return (
+            sp.Piecewise((b, y < 0), (a, True)) if s == 1 else sp.Piecewise((a, y < 0), (b, True))
+        )
+
+    def pw_min(a, b):
+        s, y = _canonical(a - b)
+        return (
+            sp.Piecewise((a, y < 0), (b, True)) if s == 1 else sp.Piecewise((b, y < 0), (a, True))
+        )
+
+    def fold_pairwise(fn):
+        def apply(*args):
+            out = args[0]
+            for a in args[1:]:
+                out = fn(out, a)
+            return out
+
+        return apply
+
+    table = {
+        sp.Abs: pw_abs,
+        sp.sign: pw_sign,
+        sp.Heaviside: pw_heaviside,
+        sp.Max: fold_pairwise(pw_max),
+        sp.Min: fold_pairwise(pw_min),
+    }
+    for cls, fn in table.items():
+        expr = expr.replace(lambda e, cls=cls: isinstance(e, cls), lambda e, fn=fn: fn(*e.args))
+    return _prune(sp.piecewise_fold(expr))
+
+
+def _prune(expr: sp.Basic) -> sp.Basic:
+    """Drop pieces whose condition can never hold, and everything after an always-true one."""
+    if not isinstance(expr, sp.Piecewise):
+        return expr
+    kept = []
+    for e, c in expr.args:
+        c = sp.simplify_logic(c) if not isinstance(c, sp.logic.boolalg.BooleanAtom) else c
+        if c == sp.false:
+            continue
+        kept.append((e, c))
+        if c == sp.true:
+            break
+    if len(kept) == 1:
+        return kept[0][0]
+    return sp.Piecewise(*kept)
+
+
+def _pieces(expr: sp.Basic) -> list[tuple[sp.Basic, sp.Basic]]:
+    if isinstance(expr, sp.Piecewise):
+        if expr.args[-1][1] != sp.true:
+            raise SpecError(
+                "a piecewise cdf needs a final (expr, True) piece so that every point is covered"
+            )
+        return [(e, c) for e, c in expr.args]
+    return [(expr, sp.true)]
+
+
+def _join(values: list[sp.Basic], conds: list[sp.Basic]) -> sp.Basic:
+    if len(values) == 1:
+        return values[0]
+    # Merge neighbours with equal values; keep the order (first true condition wins).
+    return sp.Piecewise(*zip(values, conds, strict=True))
+
+
+def probe_points(params: list[sp.Symbol], constraints: list, lo: sp.Expr, hi: sp.Expr):
+    """A few (param values, z value) points inside the constraints and the support.
+
+    Used for build-time numeric checks; deterministic.
+    """
+    offsets = [0.45, 1.3, 2.7]
+    fractions = [0.23, 0.5, 0.77]
+
+    def values_in(interval: sp.Interval):
+        a, b = interval.start, interval.end
+        if a == -sp.oo and b == sp.oo:
+            return [-0.7, 0.3, 1.6]
+        if b == sp.oo:
+            return [float(a) + o for o in offsets]
+        if a == -sp.oo:
+            return [float(b) - o for o in offsets]
+        return [float(a) + (float(b) - float(a)) * f for f in fractions]
+
+    columns = [values_in(c.interval) for c in constraints]
+    points = []
+    for k in range(3):
+        theta = {
+            p: col[(k + i) % 3] for i, (p, col) in enumerate(zip(params, columns, strict=True))
+        }
+        a = lo.subs(theta)
+        b = hi.subs(theta)
+        if a == -sp.oo and b == sp.oo:
+            zs = [-1.3, 0.1, 1.9]
+        elif b == sp.oo:
+            zs = [float(a) + o for o in (0.2, 1.1, 3.3)]
+        elif a == -sp.oo:
+            zs = [float(b) - o for o in (0.2, 1.1, 3.3)]
+        else:
+            zs = [float(a) + (float(b) - float(a)) * f for f in (0.13, 0.5, 0.87)]
+        points.extend((theta, zv) for zv in zs)
+    return points
+
+
+def _numerically_equal(a: sp.Basic, b: sp.Basic, z: sp.Symbol, points) -> bool:
+    for theta, zv in points:
+        subs = {**theta, z: zv}
+        va = complex(a.evalf(20, subs=subs))
+        vb = complex(b.evalf(20, subs=subs))
+        if any(map(lambda v: v != v or abs(v) == float("inf"), (va, vb))):  # nan / inf
+            continue
+        if abs(va - vb) > 1e-9 * (1 + abs(vb)):
+            return False
+    return True
+
+
+def _log_of(pdf: sp.Basic, z: sp.Symbol, points) -> sp.Basic:
+    """log(pdf) as a sum of logs when that is the same function on the probe points."""
+    plain = sp.log(pdf)
+    forced = sp.expand_log(plain, force=True)
+    if forced != plain and _numerically_equal(forced, plain, z, points):
+        return forced
+    return sp.expand_log(plain)
+
+
+# -- the derivation --------------------------------------------------------------------------
+
+
+def derive(spec: Distribution) -> Derivation:
+    """Derive density, survival function, parameter derivatives and implicit gradients."""
+    constraints = [spec.constraints[p] for p in spec.params]
+    params = [
+        sp.Symbol(p.name, **c.assumptions) for p, c in zip(spec.params, constraints, strict=True)
+    ]
+    to_new = dict(zip(spec.params, params, strict=True))
+
+    lo = sp.sympify(spec.support.start).xreplace(to_new)
+    hi = sp.sympify(spec.support.end).xreplace(to_new)
+    z_assumptions = {"positive": True} if lo.is_nonnegative else {"real": True}
+    z = sp.Symbol(spec.variable.name, **z_assumptions)
+    to_new[spec.variable] = z
+
+    cdf = _to_piecewise(spec.cdf.xreplace(to_new))
+    pieces = _pieces(cdf)
+    points = probe_points(params, constraints, lo, hi)
+
+    conds = [c for _, c in pieces]
+    cols: dict[str, list] = {k: [] for k in ("cdf", "sf", "pdf", "inv_pdf", "log_pdf", "dlogdz")}
+    per_param: dict[str, list[list]] = {k: [[] for _ in params] for k in ("dcdf", "dlog", "imp")}
+
+    for F, _cond in pieces:
+        pdf = simplify(sp.diff(F, z))
+        cols["cdf"].append(simplify(F))
+        cols["sf"].append(simplify(1 - F))
+        cols["pdf"].append(pdf)
+        flat = pdf == 0  # a piece where the CDF is constant: no density, no gradient
+        log_pdf = -sp.oo if flat else _log_of(pdf, z, points)
+        cols["log_pdf"].append(log_pdf)
+        cols["inv_pdf"].append(sp.oo if flat else simplify(1 / pdf))
+        cols["dlogdz"].append(sp.S.Zero if flat else simplify(sp.diff(log_pdf, z)))
+        for i, p in enumerate(params):
+            dF = sp.diff(F, p)
+            per_param["dcdf"][i].append(simplify(dF))
+            per_param["imp"][i].append(sp.S.Zero if flat else simplify(-dF / pdf))
+            per_param["dlog"][i].append(sp.S.Zero if flat else simplify(sp.diff(log_pdf, p)))
+
+    def final(values):
+        return stabilize(_join(values, conds))
+
+    icdf = None
+    u = sp.Symbol("u", positive=True)
+    if spec.icdf is not None:
+        (u_old,) = spec.icdf.variables
+        u = sp.Symbol(u_old.name, positive=True)
+        icdf = stabilize(simplify(spec.icdf.expr.xreplace({**to_new, u_old: u})))
+
+    extras = {}
+    for key in ("mean", "variance", "entropy"):
+        expr = getattr(spec, key)
+        if expr is not None:
+            extras[key] = stabilize(simplify(sp.sympify(expr).xreplace(to_new)))
+
+    result = Derivation(
+        spec=spec,
+        z=z,
+        u=u,
+        params=params,
+        support_lo=lo,
+        support_hi=hi,
+        cdf=final(cols["cdf"]),
+        sf=final(cols["sf"]),
+        pdf=final(cols["pdf"]),
+        inv_pdf=final(cols["inv_pdf"]),
+        log_pdf=final(cols["log_pdf"]),
+        dlog_pdf_dz=final(cols["dlogdz"]),
+        dcdf=[final(v) for v in per_param["dcdf"]],
+        dlog_pdf=[final(v) for v in per_param["dlog"]],
+        implicit=[final(v) for v in per_param["imp"]],
+        icdf=icdf,
+        extras=extras,
+    )
+    _check_derived(result)
+    return result
+
+
+def _check_derived(d: Derivation) -> None:
+    """Fail the build when SymPy could not differentiate something (an opaque function)."""
+    named = {"pdf": d.pdf, "log pdf": d.log_pdf, "d log pdf/dz": d.dlog_pdf_dz}
+    for p, e1, e2 in zip(d.params, d.dcdf, d.dlog_pdf, strict=True):
+        named[f"dF/d{p}"] = e1
+        named[f"d log pdf/d{p}"] = e2
+    for what, e in named.items():
+        bad = e.atoms(sp.Derivative, sp.Subs, sp.DiracDelta)
+        if bad:
+            raise SpecError(
+                f"{d.name}: cannot derive {what}: SymPy left {sorted(map(str, bad))[0]} "
+                "unevaluated (a function without a known derivative)"
+            )

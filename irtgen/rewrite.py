@@ -1,0 +1,180 @@
+"""Numerically safer rewrites of derived expressions.
+
+Each rule looks at one node and returns a replacement or None. ``stabilize`` applies them bottom-up
+until nothing changes. Rules only ever replace a formula by an equal one that loses less precision
+in floating point:
+
+=============================  ======================================  ============================
+pattern                        becomes                                 why
+=============================  ======================================  ============================
+``c - c*exp(x)``               ``-c*expm1(x)``                         1 - e^x cancels for x ~ 0
+``c - c*b**e`` (symbolic e)    ``-c*expm1(e*log(b))``                  same, b**e = exp(e log b)
+``log(1 + x)``                 ``log1p(x)``                            1 + x rounds away small x
+``log(-expm1(x))``             ``log1mexp(x)``                         both regimes of log(1 - e^x)
+``log1p(-exp(x))``             ``log1mexp(x)``
+``log1p(exp(x))``              ``softplus(x)``                         e^x overflows for large x
+``c + c*erf(a)``               ``2*c*ndtr(sqrt(2)*a)``                 1 + erf(a) cancels for a << 0
+``c - c*erf(a)``               ``2*c*ndtr(-sqrt(2)*a)``
+``erfinv(y)``                  ``ndtri((1 + y)/2)/sqrt(2)``            keeps the tail of (1 + y)/2
+``(1 + exp(t))**-k``           ``sigmoid(-t)**k``                      e^t overflows for large t
+``exp(t)*sigmoid(-t)**k``      ``sigmoid(t)*sigmoid(-t)**(k-1)``       inf*0 for large t
+``c - c*sigmoid(x)``           ``c*sigmoid(-x)``                       1 - s cancels as s -> 1
+``log(sigmoid(x))``            ``-softplus(-x)``
+=============================  ======================================  ============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from irtgen.functions import log1mexp, ndtr, ndtri, sigmoid, softplus
+
+
+def _as_exp_argument(f: sp.Expr) -> sp.Expr | None:
+    """x if f is exp(x) or a power b**e with a symbolic exponent (= exp(e*log(b)))."""
+    if isinstance(f, sp.exp):
+        return f.args[0]
+    if isinstance(f, sp.Pow) and not f.exp.is_number:
+        return f.exp * sp.log(f.base)
+    return None
+
+
+def _split_add(node: sp.Add):
+    const, terms = node.as_coeff_add()
+    return const, list(terms)
+
+
+def _one_minus_exp(node: sp.Basic):
+    if not isinstance(node, sp.Add):
+        return None
+    c, terms = _split_add(node)
+    if c == 0:
+        return None
+    for i, t in enumerate(terms):
+        coef, f = t.as_coeff_Mul()
+        x = _as_exp_argument(f)
+        if x is not None and coef == -c:
+            rest = terms[:i] + terms[i + 1 :]
+            return -c * expm1(x) + sp.Add(*rest)
+    return None
+
+
+def _erf_to_ndtr(node: sp.Basic):
+    if not isinstance(node, sp.Add):
+        return None
+    c, terms = _split_add(node)
+    if c == 0:
+        return None
+    for i, t in enumerate(terms):
+        coef, f = t.as_coeff_Mul()
+        if isinstance(f, sp.erf) and coef in (c, -c):
+            a = f.args[0]
+            arg = sp.sqrt(2) * a if coef == c else -sp.sqrt(2) * a
+            rest = terms[:i] + terms[i + 1 :]
+            return 2 * c * ndtr(arg) + sp.Add(*rest)
+    return None
+
+
+def _log_rules(node: sp.Basic):
+    if not isinstance(node, sp.log):
+        return None
+    (arg,) = node.args
+    if isinstance(arg, sp.Add):
+        c, terms = _split_add(arg)
+        if c == 1:
+            return log1p(sp.Add(*terms))
+    coef, f = arg.as_coeff_Mul()
+    if coef == -1 and isinstance(f, expm1):
+        return log1mexp(f.args[0])
+    return None
+
+
+def _log1p_rules(node: sp.Basic):
+    if not isinstance(node, log1p):
+        return None
+    (arg,) = node.args
+    coef, f = arg.as_coeff_Mul()
+    x = _as_exp_argument(f)
+    if x is None:
+        return None
+    if coef == -1:
+        return log1mexp(x)
+    if coef == 1:
+        return softplus(x)
+    return None
+
+
+def _erfinv_rule(node: sp.Basic):
+    if isinstance(node, sp.erfinv):
+        (y,) = node.args
+        return ndtri(sp.expand((1 + y) / 2)) / sp.sqrt(2)
+    return None
+
+
+def _sigmoid_rules(node: sp.Basic):
+    if isinstance(node, sp.Pow) and node.exp.is_integer and node.exp.is_negative:
+        base = node.base
+        if isinstance(base, sp.Add):
+            c, terms = _split_add(base)
+            if c == 1 and len(terms) == 1:
+                coef, f = terms[0].as_coeff_Mul()
+                t = _as_exp_argument(f)
+                if t is not None and coef == 1:
+                    return sigmoid(-t) ** (-node.exp)
+    if isinstance(node, sp.Mul):
+        factors = list(node.args)
+        for i, f in enumerate(factors):
+            t = _as_exp_argument(f)
+            if t is None:
+                continue
+            for j, g in enumerate(factors):
+                base, k = (g.base, g.exp) if isinstance(g, sp.Pow) else (g, sp.S.One)
+                if (
+                    isinstance(base, sigmoid)
+                    and k.is_integer
+                    and k.is_positive
+                    and sp.expand(base.args[0] + t) == 0
+                ):
+                    rest = [h for m, h in enumerate(factors) if m not in (i, j)]
+                    return sigmoid(t) * base ** (k - 1) * sp.Mul(*rest)
+    if isinstance(node, sp.Add):
+        c, terms = _split_add(node)
+        for i, t in enumerate(terms):
+            coef, f = t.as_coeff_Mul()
+            if c != 0 and isinstance(f, sigmoid) and coef == -c:
+                rest = terms[:i] + terms[i + 1 :]
+                return c * sigmoid(-f.args[0]) + sp.Add(*rest)
+    if isinstance(node, sp.log) and isinstance(node.args[0], sigmoid):
+        return -softplus(-node.args[0].args[0])
+    return None
+
+
+RULES: tuple[Callable[[sp.Basic], sp.Basic | None], ...] = (
+    _one_minus_exp,
+    _erf_to_ndtr,
+    _log_rules,
+    _log1p_rules,
+    _erfinv_rule,
+    _sigmoid_rules,
+)
+
+
+def stabilize(expr: sp.Basic, _depth: int = 0) -> sp.Basic:
+    """Apply every rule bottom-up until none fires."""
+    if _depth > 50:  # a rule cycle would be a bug; fail loudly rather than loop
+        raise RuntimeError(f"rewrite rules do not terminate on {expr}")
+    if expr.is_Atom:
+        return expr
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*((stabilize(e, _depth), c) for e, c in expr.args), evaluate=False)
+    if isinstance(expr, (sp.core.relational.Relational, sp.logic.boolalg.Boolean)):
+        return expr.func(*(stabilize(a, _depth) for a in expr.args))
+    node = expr.func(*(stabilize(a, _depth) for a in expr.args))
+    for rule in RULES:
+        new = rule(node)
+        if new is not None and new != node:
+            return stabilize(new, _depth + 1)
+    return node

@@ -1,0 +1,214 @@
+"""Distribution declarations: what a user writes in a spec file, validated on construction.
+
+A spec is an ordinary Python file that creates ``irtgen.Distribution`` objects at top level::
+
+    Kumaraswamy = irtgen.Distribution(
+        name="Kumaraswamy", variable=z, params={a: "positive", b: "positive"},
+        support=sp.Interval(0, 1), cdf=1 - (1 - z**a)**b,
+        icdf=sp.Lambda(u, (1 - (1 - u)**(1/b))**(1/a)),
+    )
+
+Everything that can be checked without deriving is checked here, so a mistake surfaces where the
+user wrote it, with the distribution's name and the offending symbol in the message.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from irtgen.constraints import Constraint, parse_constraint
+
+
+class SpecError(ValueError):
+    """A distribution spec is invalid; the message says which distribution and what is wrong."""
+
+
+# Attributes of torch.distributions.Distribution and of generated classes: a parameter named like
+# one of these would shadow it.
+RESERVED_NAMES = frozenset(
+    """
+    arg_constraints support has_rsample has_enumerate_support batch_shape event_shape
+    sample rsample log_prob cdf icdf entropy mean mode variance stddev expand reparameterize
+    perplexity enumerate_support sample_n validate_args param_shape torch triton tl math
+    constraints self cls value sample_shape tm tlm newton lazy_triton
+    GeneratedDistribution Family FAMILY
+    """.split()
+)
+
+
+def snake_case(name: str) -> str:
+    """``StudentT`` -> ``student_t``, ``LogNormal`` -> ``log_normal``, ``Chi2`` -> ``chi2``."""
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    s = re.sub(r"(?<=[A-Z])([A-Z][a-z])", r"_\1", s)
+    return s.lower()
+
+
+@dataclass
+class Distribution:
+    """A univariate distribution declared by its CDF.
+
+    Args:
+        name: class name of the generated distribution (a Python identifier, e.g. ``"Gumbel"``).
+        variable: the SymPy symbol the CDF is a function of.
+        params: ordered ``{symbol: constraint name}``; constraint names are torch's
+            (``"real"``, ``"positive"``, ``"unit_interval"``, ``"greater_than(1)"``, ...).
+        support: a SymPy ``Interval``; its ends may depend on the parameters.
+        cdf: the CDF F(variable; params) as a SymPy expression, valid on the support.
+        icdf: optional closed-form inverse, ``sp.Lambda(u, expr)``; without it samples come from
+            numeric inversion of the CDF.
+        mean, variance, entropy: optional closed forms in the parameters, exposed as properties.
+        doc: optional one-paragraph description for the generated class docstring.
+    """
+
+    name: str
+    variable: sp.Symbol
+    params: dict
+    support: sp.Interval
+    cdf: sp.Expr
+    icdf: sp.Lambda | None = None
+    mean: sp.Expr | None = None
+    variance: sp.Expr | None = None
+    entropy: sp.Expr | None = None
+    doc: str | None = None
+    constraints: dict = field(init=False, repr=False)
+    source_file: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._check_name()
+        self._check_variable_and_params()
+        self._check_expressions()
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _fail(self, message: str) -> SpecError:
+        label = self.name if isinstance(self.name, str) else "<unnamed>"
+        return SpecError(f"{label}: {message}")
+
+    def _check_name(self) -> None:
+        if (
+            not isinstance(self.name, str)
+            or not self.name.isidentifier()
+            or keyword.iskeyword(self.name)
+        ):
+            raise self._fail(f"name must be a Python identifier, got {self.name!r}")
+        if self.name.startswith("_"):
+            raise self._fail("name must not start with an underscore")
+
+    def _check_variable_and_params(self) -> None:
+        if not isinstance(self.variable, sp.Symbol):
+            raise self._fail(f"variable must be a SymPy Symbol, got {type(self.variable).__name__}")
+        if not isinstance(self.params, dict) or not self.params:
+            raise self._fail("params must be a non-empty dict {Symbol: constraint name}")
+        parsed: dict[sp.Symbol, Constraint] = {}
+        for sym, cname in self.params.items():
+            if not isinstance(sym, sp.Symbol):
+                raise self._fail(f"parameter keys must be SymPy Symbols, got {sym!r}")
+            pname = sym.name
+            if not pname.isidentifier() or keyword.iskeyword(pname) or pname.startswith("_"):
+                raise self._fail(
+                    f"parameter name {pname!r} must be a Python identifier without a leading "
+                    "underscore (it becomes an attribute and an argument of generated code)"
+                )
+            if pname.endswith("_ptr"):
+                raise self._fail(
+                    f"parameter name {pname!r} must not end in '_ptr' (kernel pointer names)"
+                )
+            if pname in RESERVED_NAMES:
+                raise self._fail(
+                    f"parameter name {pname!r} is reserved (it would shadow a Distribution "
+                    "attribute or a name used by generated code)"
+                )
+            if sym == self.variable:
+                raise self._fail(f"{pname} is both the variable and a parameter")
+            try:
+                parsed[sym] = parse_constraint(cname)
+            except (ValueError, TypeError) as err:
+                raise self._fail(f"parameter {pname}: {err}") from None
+        names = [s.name for s in parsed]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise self._fail(f"duplicate parameter names: {', '.join(sorted(dupes))}")
+        if self.variable.name in names:
+            raise self._fail(f"the variable {self.variable.name} is also a parameter name")
+        if not self.variable.name.isidentifier() or keyword.iskeyword(self.variable.name):
+            raise self._fail(f"variable name {self.variable.name!r} must be a Python identifier")
+        self.constraints = parsed
+
+    def _check_sympy(self, what: str, expr) -> sp.Expr:
+        if isinstance(expr, (int, float)):
+            return sp.sympify(expr)
+        if not isinstance(expr, sp.Basic):
+            raise self._fail(
+                f"{what} must be a SymPy expression, got {type(expr).__name__} ({expr!r}); "
+                "build it from sympy symbols and functions (sp.exp, sp.log, sp.erf, ...)"
+            )
+        return expr
+
+    def _check_free(self, what: str, expr: sp.Basic, allowed: set) -> None:
+        stray = sorted((s for s in expr.free_symbols if s not in allowed), key=str)
+        if stray:
+            allowed_names = ", ".join(sorted(str(s) for s in allowed))
+            raise self._fail(
+                f"symbol(s) {', '.join(map(str, stray))} in the {what} are neither the variable "
+                f"nor declared parameters (allowed here: {allowed_names})"
+            )
+
+    def _check_expressions(self) -> None:
+        params = set(self.params)
+        z = self.variable
+
+        self.cdf = self._check_sympy("cdf", self.cdf)
+        self._check_free("cdf", self.cdf, params | {z})
+        if z not in self.cdf.free_symbols:
+            raise self._fail(f"the cdf does not depend on the variable {z}")
+        unused = [p.name for p in self.params if p not in self.cdf.free_symbols]
+        if unused:
+            raise self._fail(
+                f"parameter(s) {', '.join(unused)} do not appear in the cdf, so they would "
+                "have no effect and no gradient"
+            )
+
+        if not isinstance(self.support, sp.Interval):
+            raise self._fail(
+                f"support must be a SymPy Interval (e.g. sp.Interval(0, sp.oo)), got "
+                f"{type(self.support).__name__}: {self.support!r}"
+            )
+        self._check_free("support", self.support, params)
+        if self.support.is_empty or self.support.measure == 0:
+            raise self._fail(f"support {self.support} is empty or a single point")
+
+        if self.icdf is not None:
+            if not isinstance(self.icdf, sp.Lambda) or len(self.icdf.variables) != 1:
+                raise self._fail(
+                    "icdf must be a SymPy Lambda of one variable, e.g. sp.Lambda(u, expr)"
+                )
+            (u,) = self.icdf.variables
+            self._check_free("icdf", self.icdf.expr, params | {u})
+            if u in params or u == z:
+                raise self._fail(f"the icdf's variable {u} must be a fresh symbol")
+
+        for what in ("mean", "variance", "entropy"):
+            expr = getattr(self, what)
+            if expr is not None:
+                expr = self._check_sympy(what, expr)
+                self._check_free(what, expr, params)
+                setattr(self, what, expr)
+
+    # -- conveniences -------------------------------------------------------------------------
+
+    @property
+    def snake_name(self) -> str:
+        """Module name of the generated file (``StudentT`` -> ``student_t``)."""
+        return snake_case(self.name)
+
+    @property
+    def param_names(self) -> list[str]:
+        return [s.name for s in self.params]
+
+    def __repr__(self) -> str:  # short: specs print in error messages and notebooks
+        params = ", ".join(f"{s}: {c.name}" for s, c in self.constraints.items())
+        return f"irtgen.Distribution({self.name}, {self.variable} ∈ {self.support}, {params})"

@@ -1,0 +1,2 @@
+"""Built-in distributions as ordinary spec files; ``irtgen build --builtins`` turns them into
+``generated/``."""
