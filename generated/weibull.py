@@ -60,35 +60,33 @@ def pdf_torch(z, scale, concentration):
 
 def log_prob_grad_torch(z, scale, concentration):
     # d log q/dz = (-concentration*(z/scale)**concentration + concentration - 1)/z
-    # d log q/dscale = concentration*expm1(concentration*log(z/scale))/scale
-    # d log q/dconcentration = -(z/scale)**concentration*log(z/scale) - log(scale) + log(z) + 1/concentration
+    # d log q/dscale = concentration*expm1(concentration*log_ratio(z, scale))/scale
+    # d log q/dconcentration = -(z/scale)**concentration*log_ratio(z, scale) - log(scale) + log(z) + 1/concentration
     _t0 = 1.0 / scale
-    _t1 = _t0 * z
-    _t2 = torch.pow(_t1, concentration)
-    _t3 = torch.log(_t1)
-    return (concentration - _t2 * concentration - 1.0) / z, _t0 * concentration * torch.expm1(_t3 * concentration), torch.log(z) - _t2 * _t3 - torch.log(scale) + 1.0 / concentration
+    _t1 = torch.pow(_t0 * z, concentration)
+    _t2 = tm.log_ratio(z, scale)
+    return (concentration - _t1 * concentration - 1.0) / z, _t0 * concentration * torch.expm1(_t2 * concentration), torch.log(z) - _t1 * _t2 - torch.log(scale) + 1.0 / concentration
 
 
 def cdf_grad_torch(z, scale, concentration):
     # dF/dz = q = concentration*(z/scale)**concentration*exp(-(z/scale)**concentration)/z
     # dF/dscale = -concentration*(z/scale)**concentration*exp(-(z/scale)**concentration)/scale
-    # dF/dconcentration = (z/scale)**concentration*exp(-(z/scale)**concentration)*log(z/scale)
+    # dF/dconcentration = (z/scale)**concentration*exp(-(z/scale)**concentration)*log_ratio(z, scale)
     _t0 = 1.0 / scale
-    _t1 = _t0 * z
-    _t2 = torch.pow(_t1, concentration)
-    _t3 = _t2 * torch.exp(-_t2)
-    _t4 = _t3 * concentration
-    return _t4 / z, -_t0 * _t4, _t3 * torch.log(_t1)
+    _t1 = torch.pow(_t0 * z, concentration)
+    _t2 = _t1 * torch.exp(-_t1)
+    _t3 = _t2 * concentration
+    return _t3 / z, -_t0 * _t3, _t2 * tm.log_ratio(z, scale)
 
 
 def implicit_grad_torch(z, scale, concentration):
     # dz/du = 1/q = z*exp((z/scale)**concentration)/(concentration*(z/scale)**concentration)
     # dz/dscale = z/scale
-    # dz/dconcentration = -z*log(z/scale)/concentration
+    # dz/dconcentration = -z*log_ratio(z, scale)/concentration
     _t0 = z / scale
     _t1 = torch.pow(_t0, concentration)
     _t2 = z / concentration
-    return _t2 * torch.exp(_t1) / _t1, _t0, -_t2 * torch.log(_t0)
+    return _t2 * torch.exp(_t1) / _t1, _t0, -_t2 * tm.log_ratio(z, scale)
 
 
 def support_torch(scale, concentration):
@@ -117,9 +115,8 @@ def variance_torch(scale, concentration):
     return scale**2 * (torch.exp(torch.lgamma(2.0 * _t0 + 1.0)) - torch.exp(torch.lgamma(_t0 + 1.0))**2)
 
 def entropy_torch(scale, concentration):
-    # entropy = log(scale/concentration) + EulerGamma + 1 - EulerGamma/concentration
-    _t0 = 1.0 / concentration
-    return torch.log(_t0 * scale) - 0.57721566490153287 * _t0 + 1.5772156649015328
+    # entropy = log_ratio(scale, concentration) + EulerGamma + 1 - EulerGamma/concentration
+    return tm.log_ratio(scale, concentration) - 0.57721566490153287 / concentration + 1.5772156649015328
 
 
 # =============================================================================================
@@ -156,37 +153,35 @@ def pdf_tl(z, scale, concentration):
 @lazy_triton.jit
 def log_prob_grad_tl(z, scale, concentration):
     # d log q/dz = (-concentration*(z/scale)**concentration + concentration - 1)/z
-    # d log q/dscale = concentration*expm1(concentration*log(z/scale))/scale
-    # d log q/dconcentration = -(z/scale)**concentration*log(z/scale) - log(scale) + log(z) + 1/concentration
+    # d log q/dscale = concentration*expm1(concentration*log_ratio(z, scale))/scale
+    # d log q/dconcentration = -(z/scale)**concentration*log_ratio(z, scale) - log(scale) + log(z) + 1/concentration
     _t0 = 1.0 / scale
-    _t1 = _t0 * z
-    _t2 = tlm.pow(_t1, concentration)
-    _t3 = tl.log(_t1)
-    return (concentration - _t2 * concentration - 1.0) / z, _t0 * concentration * tlm.expm1(_t3 * concentration), tl.log(z) - _t2 * _t3 - tl.log(scale) + 1.0 / concentration
+    _t1 = tlm.pow(_t0 * z, concentration)
+    _t2 = tlm.log_ratio(z, scale)
+    return (concentration - _t1 * concentration - 1.0) / z, _t0 * concentration * tlm.expm1(_t2 * concentration), tl.log(z) - _t1 * _t2 - tl.log(scale) + 1.0 / concentration
 
 
 @lazy_triton.jit
 def cdf_grad_tl(z, scale, concentration):
     # dF/dz = q = concentration*(z/scale)**concentration*exp(-(z/scale)**concentration)/z
     # dF/dscale = -concentration*(z/scale)**concentration*exp(-(z/scale)**concentration)/scale
-    # dF/dconcentration = (z/scale)**concentration*exp(-(z/scale)**concentration)*log(z/scale)
+    # dF/dconcentration = (z/scale)**concentration*exp(-(z/scale)**concentration)*log_ratio(z, scale)
     _t0 = 1.0 / scale
-    _t1 = _t0 * z
-    _t2 = tlm.pow(_t1, concentration)
-    _t3 = _t2 * tl.exp(-_t2)
-    _t4 = _t3 * concentration
-    return _t4 / z, -_t0 * _t4, _t3 * tl.log(_t1)
+    _t1 = tlm.pow(_t0 * z, concentration)
+    _t2 = _t1 * tl.exp(-_t1)
+    _t3 = _t2 * concentration
+    return _t3 / z, -_t0 * _t3, _t2 * tlm.log_ratio(z, scale)
 
 
 @lazy_triton.jit
 def implicit_grad_tl(z, scale, concentration):
     # dz/du = 1/q = z*exp((z/scale)**concentration)/(concentration*(z/scale)**concentration)
     # dz/dscale = z/scale
-    # dz/dconcentration = -z*log(z/scale)/concentration
+    # dz/dconcentration = -z*log_ratio(z, scale)/concentration
     _t0 = z / scale
     _t1 = tlm.pow(_t0, concentration)
     _t2 = z / concentration
-    return _t2 * tl.exp(_t1) / _t1, _t0, -_t2 * tl.log(_t0)
+    return _t2 * tl.exp(_t1) / _t1, _t0, -_t2 * tlm.log_ratio(z, scale)
 
 
 @lazy_triton.jit

@@ -13,7 +13,17 @@ import mpmath
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-__all__ = ["expm1", "log1p", "log1mexp", "softplus", "sigmoid", "ndtr", "ndtri", "IRTGEN_FUNCTIONS"]
+__all__ = [
+    "expm1",
+    "log1p",
+    "log1mexp",
+    "softplus",
+    "sigmoid",
+    "log_ratio",
+    "ndtr",
+    "ndtri",
+    "IRTGEN_FUNCTIONS",
+]
 
 
 class _MpmathFunction(sp.Function):
@@ -83,6 +93,23 @@ class sigmoid(_MpmathFunction):  # noqa: N801
         return 1 / (1 + sp.exp(-x))
 
 
+class log_ratio(_MpmathFunction):  # noqa: N801
+    """log(a/b) for a, b > 0, accurate when a is close to b (then a - b is exact)."""
+
+    nargs = 2
+
+    @staticmethod
+    def _mp(a, b):
+        return mpmath.log(a / b)
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return 1 / a if argindex == 1 else -1 / b
+
+    def _eval_rewrite_as_log(self, a, b, **kwargs):
+        return sp.log(a / b)
+
+
 class ndtr(_MpmathFunction):  # noqa: N801
     """Standard normal CDF, (1 + erf(x/sqrt(2)))/2, accurate in the lower tail (via erfc)."""
 
@@ -117,4 +144,4 @@ class ndtri(_MpmathFunction):  # noqa: N801
 
 
 # Functions defined here, for spec namespaces and printers.
-IRTGEN_FUNCTIONS = (log1mexp, softplus, sigmoid, ndtr, ndtri)
+IRTGEN_FUNCTIONS = (log1mexp, softplus, sigmoid, log_ratio, ndtr, ndtri)

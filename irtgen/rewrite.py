@@ -20,6 +20,7 @@ pattern                        becomes                                 why
 ``exp(t)*sigmoid(-t)**k``      ``sigmoid(t)*sigmoid(-t)**(k-1)``       inf*0 for large t
 ``c - c*sigmoid(x)``           ``c*sigmoid(-x)``                       1 - s cancels as s -> 1
 ``log(sigmoid(x))``            ``-softplus(-x)``
+``log(a/b)`` (a, b symbolic)   ``log_ratio(a, b)``                     log1p((a - b)/b) when a ~ b
 =============================  ======================================  ============================
 """
 
@@ -30,7 +31,7 @@ from collections.abc import Callable
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from irtgen.functions import log1mexp, ndtr, ndtri, sigmoid, softplus
+from irtgen.functions import log1mexp, log_ratio, ndtr, ndtri, sigmoid, softplus
 
 
 def _as_exp_argument(f: sp.Expr) -> sp.Expr | None:
@@ -89,6 +90,10 @@ def _log_rules(node: sp.Basic):
     coef, f = arg.as_coeff_Mul()
     if coef == -1 and isinstance(f, expm1):
         return log1mexp(f.args[0])
+    if isinstance(arg, sp.Mul):
+        num, den = arg.as_numer_denom()
+        if not num.is_number and not den.is_number and den != 1:
+            return log_ratio(num, den)
     return None
 
 

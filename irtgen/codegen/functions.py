@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from irtgen.functions import log1mexp, ndtr, ndtri, sigmoid, softplus
+from irtgen.functions import log1mexp, log_ratio, ndtr, ndtri, sigmoid, softplus
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ FUNCTIONS: dict[type, Impl] = {
     log1mexp: Impl("tm.log1mexp({0})", "tlm.log1mexp({0})"),
     softplus: Impl("tm.softplus({0})", "tlm.softplus({0})"),
     sigmoid: Impl("torch.sigmoid({0})", "tlm.sigmoid({0})"),
+    log_ratio: Impl("tm.log_ratio({0}, {1})", "tlm.log_ratio({0}, {1})"),
     sp.sin: Impl("torch.sin({0})", "tl.sin({0})"),
     sp.cos: Impl("torch.cos({0})", "tl.cos({0})"),
     sp.tan: Impl("torch.tan({0})", "tlm.tan({0})"),

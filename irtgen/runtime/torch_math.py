@@ -23,6 +23,13 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp_min(x, 0.0) + torch.log1p(torch.exp(-torch.abs(x)))
 
 
+def log_ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log(a/b), through log1p((a - b)/b) when a/b is within [1/2, 3/2] (a - b is then exact)."""
+    d = a - b
+    near = d.abs() <= 0.5 * b.abs()
+    return torch.where(near, torch.log1p(d / b), torch.log(a / b))
+
+
 def pow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: A001
     """a**b with C semantics (torch.pow of two tensors)."""
     return torch.pow(a, b)

@@ -86,6 +86,13 @@ def expm1(x):
 
 
 @triton.jit
+def log_ratio(a, b):
+    """log(a/b), through log1p((a - b)/b) when a/b is within [1/2, 3/2] (a - b is then exact)."""
+    d = a - b
+    return tl.where(tl.abs(d) <= 0.5 * tl.abs(b), log1p(d / b), tl.log(a / b))
+
+
+@triton.jit
 def log1mexp(x):
     """log(1 - exp(x)) for x <= 0, switching at -log 2 between the two accurate forms."""
     return tl.where(x > -0.6931471805599453, tl.log(-expm1(x)), log1p(-tl.exp(x)))
