@@ -45,7 +45,7 @@ def log_prob_torch(z, loc, scale):
 
 
 def cdf_torch(z, loc, scale):
-    # F = Piecewise((1 - exp((loc - z)/scale)/2, loc < z), (exp((-loc + z)/scale)/2, True))
+    # F = Piecewise((1 - exp(-(-loc + z)/scale)/2, loc < z), (exp(-(loc - z)/scale)/2, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
     return torch.where(loc < z, 1.0 - 0.5 * torch.exp(_t0 * _t1), 0.5 * torch.exp(-_t0 * _t1))
@@ -149,7 +149,7 @@ def log_prob_tl(z, loc, scale):
 
 @lazy_triton.jit
 def cdf_tl(z, loc, scale):
-    # F = Piecewise((1 - exp((loc - z)/scale)/2, loc < z), (exp((-loc + z)/scale)/2, True))
+    # F = Piecewise((1 - exp(-(-loc + z)/scale)/2, loc < z), (exp(-(loc - z)/scale)/2, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
     return tl.where(loc < z, 1.0 - 0.5 * tl.exp(_t0 * _t1), 0.5 * tl.exp(-_t0 * _t1))

@@ -276,7 +276,7 @@ def derive(spec: Distribution) -> Derivation:
 
     for F, _cond in pieces:
         pdf = simplify(sp.diff(F, z))
-        cols["cdf"].append(simplify(F))
+        cols["cdf"].append(F)  # as the user wrote it: simplify may expand a stable form
         cols["sf"].append(simplify(1 - F))
         cols["pdf"].append(pdf)
         flat = pdf == 0  # a piece where the CDF is constant: no density, no gradient

@@ -8,6 +8,7 @@ in floating point:
 pattern                        becomes                                 why
 =============================  ======================================  ============================
 ``c - c*exp(x)``               ``-c*expm1(x)``                         1 - e^x cancels for x ~ 0
+``a - a*exp(x)`` (symbolic a)  ``-a*expm1(x)``                         same, after factor_terms
 ``c - c*b**e`` (symbolic e)    ``-c*expm1(e*log(b))``                  same, b**e = exp(e log b)
 ``log(1 + x)``                 ``log1p(x)``                            1 + x rounds away small x
 ``log(-expm1(x))``             ``log1mexp(x)``                         both regimes of log(1 - e^x)
@@ -53,6 +54,14 @@ def _one_minus_exp(node: sp.Basic):
         return None
     c, terms = _split_add(node)
     if c == 0:
+        # a - a*exp(t): take out the common factor and look again
+        factored = sp.factor_terms(node)
+        if isinstance(factored, sp.Mul):
+            for i, f in enumerate(factored.args):
+                inner = _one_minus_exp(f) if isinstance(f, sp.Add) else None
+                if inner is not None:
+                    rest = factored.args[:i] + factored.args[i + 1 :]
+                    return sp.Mul(*rest) * inner
         return None
     for i, t in enumerate(terms):
         coef, f = t.as_coeff_Mul()
