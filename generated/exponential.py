@@ -83,8 +83,8 @@ def support_torch(rate):
 
 
 def in_support_torch(z, rate):
-    # inside = True
-    return z == z
+    # inside = z >= 0
+    return z >= 0.0
 
 
 def icdf_torch(u, rate):
@@ -166,8 +166,8 @@ def support_tl(rate):
 
 @lazy_triton.jit
 def in_support_tl(z, rate):
-    # inside = True
-    return z == z
+    # inside = z >= 0
+    return z >= 0.0
 
 
 @lazy_triton.jit

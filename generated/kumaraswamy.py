@@ -97,8 +97,8 @@ def support_torch(concentration1, concentration0):
 
 
 def in_support_torch(z, concentration1, concentration0):
-    # inside = z <= 1
-    return z <= 1.0
+    # inside = (z >= 0) & (z <= 1)
+    return (z >= 0.0) & (z <= 1.0)
 
 
 def icdf_torch(u, concentration1, concentration0):
@@ -199,8 +199,8 @@ def support_tl(concentration1, concentration0):
 
 @lazy_triton.jit
 def in_support_tl(z, concentration1, concentration0):
-    # inside = z <= 1
-    return z <= 1.0
+    # inside = (z >= 0) & (z <= 1)
+    return (z >= 0.0) & (z <= 1.0)
 
 
 @lazy_triton.jit

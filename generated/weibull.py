@@ -96,8 +96,8 @@ def support_torch(scale, concentration):
 
 
 def in_support_torch(z, scale, concentration):
-    # inside = True
-    return z == z
+    # inside = z > 0
+    return z > 0.0
 
 
 def icdf_torch(u, scale, concentration):
@@ -193,8 +193,8 @@ def support_tl(scale, concentration):
 
 @lazy_triton.jit
 def in_support_tl(z, scale, concentration):
-    # inside = True
-    return z == z
+    # inside = z > 0
+    return z > 0.0
 
 
 @lazy_triton.jit

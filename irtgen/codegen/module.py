@@ -71,7 +71,9 @@ def formula_function(
 
 
 def _support_condition(d: Derivation) -> sp.Basic:
-    z = d.z
+    # a plain real symbol: with the derivation's z (positive on [0, oo)) SymPy would decide
+    # z >= 0 is True and the generated check would let negative values through
+    z = sp.Symbol(d.z.name, real=True)
     conds = []
     interval = d.spec.support
     if d.support_lo != -sp.oo:

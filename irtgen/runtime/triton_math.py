@@ -76,13 +76,13 @@ def log1p(x):
 
 @triton.jit
 def expm1(x):
-    """exp(x) - 1: with u = exp(x), (u - 1) * x / log(u) cancels the rounding of u."""
+    """exp(x) - 1: for |x| < 1/2, with u = exp(x), (u - 1) * x / log(u) cancels the rounding of
+    u; elsewhere u - 1 loses at most a few ulp."""
     u = tl.exp(x)
     um1 = u - 1.0
     r = um1 * x / tl.log(u)
     r = tl.where(u == 1.0, x, r)
-    r = tl.where(um1 == -1.0, -1.0, r)
-    return tl.where(u == float("inf"), u, r)
+    return tl.where(tl.abs(x) < 0.5, r, um1)
 
 
 @triton.jit
@@ -260,8 +260,10 @@ def ndtri(p):
     tail = tl.where(r < 4.0, poly.ndtri_tail_0(r), tail)
     tail = tl.where(p > 0.5, tail, -tail)
     z = tl.where(tl.abs(q) <= 0.425, central, tail)
-    # Halley: e = ndtr(z) - p computed in the tail z lies in; u = e / phi(z)
+    # Halley: e = ndtr(z) - p without cancellation: erf(z/sqrt 2)/2 - (p - 1/2) in the centre,
+    # otherwise in the tail z lies in (1 - p is exact for p > 1/2); u = e / phi(z)
     e = tl.where(z < 0.0, ndtr(z) - p, (1.0 - p) - ndtr(-z))
+    e = tl.where(tl.abs(q) <= 0.425, 0.5 * tl.math.erf(z * 0.70710678118654752) - q, e)
     phi = 0.3989422804014327 * _exp_neg_half_sq(tl.abs(z))
     u = e / phi
     z1 = z - u / (1.0 + 0.5 * z * u)
