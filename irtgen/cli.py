@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -67,7 +68,7 @@ def _build(args) -> int:
             results += build_spec(spec, out, check=args.check, progress=progress)
     except BuildError as err:
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"irtgen: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     if args.check:

@@ -168,7 +168,7 @@ def _prune(expr: sp.Basic) -> sp.Basic:
         kept.append((e, c))
         if c == sp.true:
             break
-    if len(kept) == 1:
+    if len(kept) == 1 and kept[0][1] == sp.true:
         return kept[0][0]
     return sp.Piecewise(*kept)
 
@@ -231,8 +231,11 @@ def probe_points(params: list[sp.Symbol], constraints: list, lo: sp.Expr, hi: sp
 def _numerically_equal(a: sp.Basic, b: sp.Basic, z: sp.Symbol, points) -> bool:
     for theta, zv in points:
         subs = {**theta, z: zv}
-        va = complex(a.evalf(20, subs=subs))
-        vb = complex(b.evalf(20, subs=subs))
+        try:
+            va = complex(a.evalf(20, subs=subs))
+            vb = complex(b.evalf(20, subs=subs))
+        except (TypeError, ValueError):  # not a number at this point: cannot confirm
+            return False
         if any(map(lambda v: v != v or abs(v) == float("inf"), (va, vb))):  # nan / inf
             continue
         if abs(va - vb) > 1e-9 * (1 + abs(vb)):
@@ -275,7 +278,9 @@ def derive(spec: Distribution) -> Derivation:
     per_param: dict[str, list[list]] = {k: [[] for _ in params] for k in ("dcdf", "dlog", "imp")}
 
     for F, _cond in pieces:
-        pdf = simplify(sp.diff(F, z))
+        raw_pdf = sp.diff(F, z)
+        _require_derivative(spec.name, "the density dF/d" + z.name, raw_pdf)
+        pdf = simplify(raw_pdf)
         cols["cdf"].append(F)  # as the user wrote it: simplify may expand a stable form
         cols["sf"].append(simplify(1 - F))
         cols["pdf"].append(pdf)
@@ -327,6 +332,15 @@ def derive(spec: Distribution) -> Derivation:
     )
     _check_derived(result)
     return result
+
+
+def _require_derivative(name: str, what: str, e: sp.Basic) -> None:
+    bad = e.atoms(sp.Derivative, sp.Subs)
+    if bad:
+        raise SpecError(
+            f"{name}: cannot derive {what}: SymPy left {sorted(map(str, bad))[0]} unevaluated "
+            "(a function without a known derivative)"
+        )
 
 
 def _check_derived(d: Derivation) -> None:
