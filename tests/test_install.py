@@ -20,23 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-USER_SPEC = """\
-import sympy as sp
-
-import irtgen
-
-z = sp.Symbol("z", real=True)
-eta = sp.Symbol("eta", positive=True)
-b = sp.Symbol("b", positive=True)
-
-Gompertz = irtgen.Distribution(
-    name="Gompertz",
-    variable=z,
-    params={eta: "positive", b: "positive"},
-    support=sp.Interval(0, sp.oo),
-    cdf=1 - sp.exp(-eta * (sp.exp(b * z) - 1)),
-)
-"""
+USER_SPEC = (Path(__file__).resolve().parent / "specs" / "gompertz.py").read_text()
 
 CHECK_SCRIPT = """\
 import importlib.resources

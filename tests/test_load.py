@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,51 +11,10 @@ import torch
 import irtgen
 import irtgen.build
 
-GOMPERTZ_SPEC = """\
-import sympy as sp
+SPECS = Path(__file__).resolve().parent / "specs"
+GOMPERTZ_SPEC = (SPECS / "gompertz.py").read_text()
 
-import irtgen
-
-z = sp.Symbol("z", real=True)
-eta = sp.Symbol("eta", positive=True)
-b = sp.Symbol("b", positive=True)
-
-Gompertz = irtgen.Distribution(
-    name="Gompertz",
-    variable=z,
-    params={eta: "positive", b: "positive"},
-    support=sp.Interval(0, sp.oo),
-    cdf=1 - sp.exp(-eta * (sp.exp(b * z) - 1)),
-)
-"""
-
-TWO_SPEC = """\
-import sympy as sp
-
-import irtgen
-
-z = sp.Symbol("z", real=True)
-alpha = sp.Symbol("alpha", positive=True)
-s = sp.Symbol("s", positive=True)
-lam = sp.Symbol("lam", positive=True)
-k = sp.Symbol("k", positive=True)
-
-Frechet = irtgen.Distribution(
-    name="Frechet",
-    variable=z,
-    params={alpha: "positive", s: "positive"},
-    support=sp.Interval(0, sp.oo),
-    cdf=sp.exp(-((z / s) ** (-alpha))),
-)
-
-LogLogistic = irtgen.Distribution(
-    name="LogLogistic",
-    variable=z,
-    params={lam: "positive", k: "positive"},
-    support=sp.Interval(0, sp.oo),
-    cdf=1 / (1 + (z / lam) ** (-k)),
-)
-"""
+TWO_SPEC = (SPECS / "frechet_loglogistic.py").read_text()
 
 
 @pytest.fixture
