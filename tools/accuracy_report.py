@@ -34,8 +34,10 @@ def main() -> int:
                 errs = [e[0] for e in relative_errors(case, dtype)]
                 cells.append((max(errs), statistics.median(errs), len(errs)))
         rows.append((case.name, cells))
-    print("| family | points | f64 torch max / median | f64 Triton max / median "
-          "| f32 torch max / median | f32 Triton max / median |")
+    print(
+        "| family | points | f64 torch max / median | f64 Triton max / median "
+        "| f32 torch max / median | f32 Triton max / median |"
+    )
     print("|---|---|---|---|---|---|")
     for name, cells in rows:
         parts = " | ".join(f"{mx:.1e} / {md:.1e}" for mx, md, _ in cells)

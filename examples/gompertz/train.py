@@ -20,7 +20,9 @@ sys.path.insert(0, str(here / "build"))
 try:
     from gompertz import Gompertz  # the module irtgen generated
 except ImportError:
-    sys.exit("build the spec first: irtgen build examples/gompertz/gompertz_spec.py -o examples/gompertz/build")
+    sys.exit(
+        "build the spec first: irtgen build examples/gompertz/gompertz_spec.py -o examples/gompertz/build"
+    )
 
 TRUE_ALPHA, TRUE_BETA = 0.35, 1.6
 STEPS, BATCH = 400, 4096
@@ -55,7 +57,9 @@ def fit_by_rsample(observed: torch.Tensor) -> tuple[float, float]:
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == 1:
-            print(f"  step {step:4d}  W1 {loss.item():.5f}  alpha {alpha.item():.4f}  beta {beta.item():.4f}")
+            print(
+                f"  step {step:4d}  W1 {loss.item():.5f}  alpha {alpha.item():.4f}  beta {beta.item():.4f}"
+            )
     alpha, beta = positive(raw).tolist()
     return alpha, beta
 
@@ -90,7 +94,9 @@ def main() -> None:
     print()
     print(f"{'':22s}{'alpha':>10s}{'beta':>10s}")
     print(f"{'truth':22s}{TRUE_ALPHA:10.4f}{TRUE_BETA:10.4f}")
-    print(f"{'rsample fit':22s}{a_rs:10.4f}{b_rs:10.4f}   ({t1 - t0:.1f} s, {STEPS} steps of {BATCH} draws)")
+    print(
+        f"{'rsample fit':22s}{a_rs:10.4f}{b_rs:10.4f}   ({t1 - t0:.1f} s, {STEPS} steps of {BATCH} draws)"
+    )
     print(f"{'max. likelihood fit':22s}{a_ml:10.4f}{b_ml:10.4f}   ({t2 - t1:.1f} s, L-BFGS)")
     err = max(abs(a_rs / TRUE_ALPHA - 1), abs(b_rs / TRUE_BETA - 1))
     print(f"rsample fit within {100 * err:.1f}% of the truth (data: {observed.numel()} draws)")
