@@ -121,7 +121,7 @@ def variance_torch(concentration1, concentration0):
 
 def entropy_torch(concentration1, concentration0):
     # entropy = (1 - 1/concentration1)*(polygamma(0, concentration0 + 1) + EulerGamma) - log(concentration0*concentration1) + 1 - 1/concentration0
-    return (1.0 - 1.0 / concentration1) * (torch.polygamma(int(0.0), concentration0 + 1.0) + 0.57721566490153287) - torch.log(concentration0 * concentration1) - 1.0 / concentration0 + 1.0
+    return (1.0 - 1.0 / concentration1) * (torch.digamma(concentration0 + 1.0) + 0.57721566490153287) - torch.log(concentration0 * concentration1) - 1.0 / concentration0 + 1.0
 
 
 # =============================================================================================

@@ -37,70 +37,70 @@ tlm = None
 
 
 def log_prob_torch(z, loc, scale):
-    # log q = Piecewise((-log(scale) - log(2) + (loc - z)/scale, loc < z), (-log(scale) - log(2) + (-loc + z)/scale, True))
+    # log q = Piecewise((-log(scale) - log(2) + (-loc + z)/scale, loc > z), (-log(scale) - log(2) + (loc - z)/scale, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = torch.log(scale) + 0.69314718055994529
-    return torch.where(loc < z, _t0 * _t1 - _t2, -_t0 * _t1 - _t2)
+    return torch.where(loc > z, -_t0 * _t1 - _t2, _t0 * _t1 - _t2)
 
 
 def cdf_torch(z, loc, scale):
-    # F = Piecewise((1 - exp(-(-loc + z)/scale)/2, loc < z), (exp(-(loc - z)/scale)/2, True))
+    # F = Piecewise((exp(-(loc - z)/scale)/2, loc > z), (1 - exp(-(-loc + z)/scale)/2, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
-    return torch.where(loc < z, 1.0 - 0.5 * torch.exp(_t0 * _t1), 0.5 * torch.exp(-_t0 * _t1))
+    return torch.where(loc > z, 0.5 * torch.exp(-_t0 * _t1), 1.0 - 0.5 * torch.exp(_t0 * _t1))
 
 
 def sf_torch(z, loc, scale):
-    # S = 1 - F = Piecewise((exp((loc - z)/scale)/2, loc < z), (1 - exp(-(loc - z)/scale)/2, True))
+    # S = 1 - F = Piecewise((1 - exp(-(loc - z)/scale)/2, loc > z), (exp((loc - z)/scale)/2, True))
     _t0 = (loc - z) / scale
-    return torch.where(loc < z, 0.5 * torch.exp(_t0), 1.0 - 0.5 * torch.exp(-_t0))
+    return torch.where(loc > z, 1.0 - 0.5 * torch.exp(-_t0), 0.5 * torch.exp(_t0))
 
 
 def pdf_torch(z, loc, scale):
-    # q = Piecewise((exp((loc - z)/scale)/(2*scale), loc < z), (exp((-loc + z)/scale)/(2*scale), True))
+    # q = Piecewise((exp((-loc + z)/scale)/(2*scale), loc > z), (exp((loc - z)/scale)/(2*scale), True))
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = 0.5 * _t0
-    return torch.where(loc < z, _t2 * torch.exp(_t0 * _t1), _t2 * torch.exp(-_t0 * _t1))
+    return torch.where(loc > z, _t2 * torch.exp(-_t0 * _t1), _t2 * torch.exp(_t0 * _t1))
 
 
 def log_prob_grad_torch(z, loc, scale):
-    # d log q/dz = Piecewise((-1/scale, loc < z), (1/scale, True))
-    # d log q/dloc = Piecewise((1/scale, loc < z), (-1/scale, True))
-    # d log q/dscale = Piecewise(((-loc - scale + z)/scale**2, loc < z), ((loc - scale - z)/scale**2, True))
+    # d log q/dz = Piecewise((1/scale, loc > z), (-1/scale, True))
+    # d log q/dloc = Piecewise((-1/scale, loc > z), (1/scale, True))
+    # d log q/dscale = Piecewise(((loc - scale - z)/scale**2, loc > z), ((-loc - scale + z)/scale**2, True))
     _t0 = 1.0 / scale
-    _t1 = -_t0
-    _t2 = loc < z
+    _t1 = loc > z
+    _t2 = -_t0
     _t3 = 1.0 / scale**2
-    return torch.where(_t2, _t1, _t0), torch.where(_t2, _t0, _t1), torch.where(_t2, _t3 * (z - loc - scale), _t3 * (loc - scale - z))
+    return torch.where(_t1, _t0, _t2), torch.where(_t1, _t2, _t0), torch.where(_t1, _t3 * (loc - scale - z), _t3 * (z - loc - scale))
 
 
 def cdf_grad_torch(z, loc, scale):
-    # dF/dz = q = Piecewise((exp((loc - z)/scale)/(2*scale), loc < z), (exp((-loc + z)/scale)/(2*scale), True))
-    # dF/dloc = Piecewise((-exp((loc - z)/scale)/(2*scale), loc < z), (-exp((-loc + z)/scale)/(2*scale), True))
-    # dF/dscale = Piecewise(((loc - z)*exp((loc - z)/scale)/(2*scale**2), loc < z), ((loc - z)*exp(-(loc - z)/scale)/(2*scale**2), True))
+    # dF/dz = q = Piecewise((exp((-loc + z)/scale)/(2*scale), loc > z), (exp((loc - z)/scale)/(2*scale), True))
+    # dF/dloc = Piecewise((-exp((-loc + z)/scale)/(2*scale), loc > z), (-exp((loc - z)/scale)/(2*scale), True))
+    # dF/dscale = Piecewise(((loc - z)*exp(-(loc - z)/scale)/(2*scale**2), loc > z), ((loc - z)*exp((loc - z)/scale)/(2*scale**2), True))
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = _t0 * _t1
-    _t3 = torch.exp(_t2)
-    _t4 = 0.5 * _t0
-    _t5 = _t3 * _t4
-    _t6 = loc < z
-    _t7 = _t4 * torch.exp(-_t0 * _t1)
+    _t2 = 0.5 * _t0
+    _t3 = _t2 * torch.exp(-_t0 * _t1)
+    _t4 = loc > z
+    _t5 = _t0 * _t1
+    _t6 = torch.exp(_t5)
+    _t7 = _t2 * _t6
     _t8 = 0.5 * _t1 / scale**2
-    return torch.where(_t6, _t5, _t7), torch.where(_t6, -_t5, -_t7), torch.where(_t6, _t3 * _t8, _t8 * torch.exp(-_t2))
+    return torch.where(_t4, _t3, _t7), torch.where(_t4, -_t3, -_t7), torch.where(_t4, _t8 * torch.exp(-_t5), _t6 * _t8)
 
 
 def implicit_grad_torch(z, loc, scale):
-    # dz/du = 1/q = Piecewise((2*scale*exp(-(loc - z)/scale), loc < z), (2*scale*exp(-(-loc + z)/scale), True))
+    # dz/du = 1/q = Piecewise((2*scale*exp(-(-loc + z)/scale), loc > z), (2*scale*exp(-(loc - z)/scale), True))
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = 2.0 * scale
-    _t3 = -_t0 * _t1
-    return torch.where(loc < z, _t2 * torch.exp(-_t0 * _t1), _t2 * torch.exp(-_t3)), tm.full_like(z, 1.0), _t3
+    _t2 = -_t0 * _t1
+    _t3 = 2.0 * scale
+    return torch.where(loc > z, _t3 * torch.exp(-_t2), _t3 * torch.exp(-_t0 * _t1)), tm.full_like(z, 1.0), _t2
 
 
 def support_torch(loc, scale):
@@ -140,76 +140,76 @@ def entropy_torch(loc, scale):
 
 @lazy_triton.jit
 def log_prob_tl(z, loc, scale):
-    # log q = Piecewise((-log(scale) - log(2) + (loc - z)/scale, loc < z), (-log(scale) - log(2) + (-loc + z)/scale, True))
+    # log q = Piecewise((-log(scale) - log(2) + (-loc + z)/scale, loc > z), (-log(scale) - log(2) + (loc - z)/scale, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = tl.log(scale) + 0.69314718055994529
-    return tl.where(loc < z, _t0 * _t1 - _t2, -_t0 * _t1 - _t2)
+    return tl.where(loc > z, -_t0 * _t1 - _t2, _t0 * _t1 - _t2)
 
 
 @lazy_triton.jit
 def cdf_tl(z, loc, scale):
-    # F = Piecewise((1 - exp(-(-loc + z)/scale)/2, loc < z), (exp(-(loc - z)/scale)/2, True))
+    # F = Piecewise((exp(-(loc - z)/scale)/2, loc > z), (1 - exp(-(-loc + z)/scale)/2, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
-    return tl.where(loc < z, 1.0 - 0.5 * tl.exp(_t0 * _t1), 0.5 * tl.exp(-_t0 * _t1))
+    return tl.where(loc > z, 0.5 * tl.exp(-_t0 * _t1), 1.0 - 0.5 * tl.exp(_t0 * _t1))
 
 
 @lazy_triton.jit
 def sf_tl(z, loc, scale):
-    # S = 1 - F = Piecewise((exp((loc - z)/scale)/2, loc < z), (1 - exp(-(loc - z)/scale)/2, True))
+    # S = 1 - F = Piecewise((1 - exp(-(loc - z)/scale)/2, loc > z), (exp((loc - z)/scale)/2, True))
     _t0 = (loc - z) / scale
-    return tl.where(loc < z, 0.5 * tl.exp(_t0), 1.0 - 0.5 * tl.exp(-_t0))
+    return tl.where(loc > z, 1.0 - 0.5 * tl.exp(-_t0), 0.5 * tl.exp(_t0))
 
 
 @lazy_triton.jit
 def pdf_tl(z, loc, scale):
-    # q = Piecewise((exp((loc - z)/scale)/(2*scale), loc < z), (exp((-loc + z)/scale)/(2*scale), True))
+    # q = Piecewise((exp((-loc + z)/scale)/(2*scale), loc > z), (exp((loc - z)/scale)/(2*scale), True))
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = 0.5 * _t0
-    return tl.where(loc < z, _t2 * tl.exp(_t0 * _t1), _t2 * tl.exp(-_t0 * _t1))
+    return tl.where(loc > z, _t2 * tl.exp(-_t0 * _t1), _t2 * tl.exp(_t0 * _t1))
 
 
 @lazy_triton.jit
 def log_prob_grad_tl(z, loc, scale):
-    # d log q/dz = Piecewise((-1/scale, loc < z), (1/scale, True))
-    # d log q/dloc = Piecewise((1/scale, loc < z), (-1/scale, True))
-    # d log q/dscale = Piecewise(((-loc - scale + z)/scale**2, loc < z), ((loc - scale - z)/scale**2, True))
+    # d log q/dz = Piecewise((1/scale, loc > z), (-1/scale, True))
+    # d log q/dloc = Piecewise((-1/scale, loc > z), (1/scale, True))
+    # d log q/dscale = Piecewise(((loc - scale - z)/scale**2, loc > z), ((-loc - scale + z)/scale**2, True))
     _t0 = 1.0 / scale
-    _t1 = -_t0
-    _t2 = loc < z
+    _t1 = loc > z
+    _t2 = -_t0
     _t3 = 1.0 / (scale * scale)
-    return tl.where(_t2, _t1, _t0), tl.where(_t2, _t0, _t1), tl.where(_t2, _t3 * (z - loc - scale), _t3 * (loc - scale - z))
+    return tl.where(_t1, _t0, _t2), tl.where(_t1, _t2, _t0), tl.where(_t1, _t3 * (loc - scale - z), _t3 * (z - loc - scale))
 
 
 @lazy_triton.jit
 def cdf_grad_tl(z, loc, scale):
-    # dF/dz = q = Piecewise((exp((loc - z)/scale)/(2*scale), loc < z), (exp((-loc + z)/scale)/(2*scale), True))
-    # dF/dloc = Piecewise((-exp((loc - z)/scale)/(2*scale), loc < z), (-exp((-loc + z)/scale)/(2*scale), True))
-    # dF/dscale = Piecewise(((loc - z)*exp((loc - z)/scale)/(2*scale**2), loc < z), ((loc - z)*exp(-(loc - z)/scale)/(2*scale**2), True))
+    # dF/dz = q = Piecewise((exp((-loc + z)/scale)/(2*scale), loc > z), (exp((loc - z)/scale)/(2*scale), True))
+    # dF/dloc = Piecewise((-exp((-loc + z)/scale)/(2*scale), loc > z), (-exp((loc - z)/scale)/(2*scale), True))
+    # dF/dscale = Piecewise(((loc - z)*exp(-(loc - z)/scale)/(2*scale**2), loc > z), ((loc - z)*exp((loc - z)/scale)/(2*scale**2), True))
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = _t0 * _t1
-    _t3 = tl.exp(_t2)
-    _t4 = 0.5 * _t0
-    _t5 = _t3 * _t4
-    _t6 = loc < z
-    _t7 = _t4 * tl.exp(-_t0 * _t1)
+    _t2 = 0.5 * _t0
+    _t3 = _t2 * tl.exp(-_t0 * _t1)
+    _t4 = loc > z
+    _t5 = _t0 * _t1
+    _t6 = tl.exp(_t5)
+    _t7 = _t2 * _t6
     _t8 = 0.5 * _t1 / (scale * scale)
-    return tl.where(_t6, _t5, _t7), tl.where(_t6, -_t5, -_t7), tl.where(_t6, _t3 * _t8, _t8 * tl.exp(-_t2))
+    return tl.where(_t4, _t3, _t7), tl.where(_t4, -_t3, -_t7), tl.where(_t4, _t8 * tl.exp(-_t5), _t6 * _t8)
 
 
 @lazy_triton.jit
 def implicit_grad_tl(z, loc, scale):
-    # dz/du = 1/q = Piecewise((2*scale*exp(-(loc - z)/scale), loc < z), (2*scale*exp(-(-loc + z)/scale), True))
+    # dz/du = 1/q = Piecewise((2*scale*exp(-(-loc + z)/scale), loc > z), (2*scale*exp(-(loc - z)/scale), True))
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = 2.0 * scale
-    _t3 = -_t0 * _t1
-    return tl.where(loc < z, _t2 * tl.exp(-_t0 * _t1), _t2 * tl.exp(-_t3)), (tl.zeros_like(z) + 1.0), _t3
+    _t2 = -_t0 * _t1
+    _t3 = 2.0 * scale
+    return tl.where(loc > z, _t3 * tl.exp(-_t2), _t3 * tl.exp(-_t0 * _t1)), (tl.zeros_like(z) + 1.0), _t2
 
 
 @lazy_triton.jit

@@ -43,12 +43,12 @@ def log_prob_torch(z, loc, scale):
 
 def cdf_torch(z, loc, scale):
     # F = ndtr((-loc + z)/scale)
-    return torch.special.ndtr((z - loc) / scale)
+    return tm.ndtr((z - loc) / scale)
 
 
 def sf_torch(z, loc, scale):
     # S = 1 - F = ndtr(-(-loc + z)/scale)
-    return torch.special.ndtr(-(z - loc) / scale)
+    return tm.ndtr(-(z - loc) / scale)
 
 
 def pdf_torch(z, loc, scale):

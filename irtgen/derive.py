@@ -13,10 +13,12 @@ For a spec with CDF F(z; θ) this derives
 then applies the numerically safer rewrites of ``irtgen.rewrite``.
 
 Piecewise CDFs (and ``Abs``, ``sign``, ``Heaviside``, ``Max``, ``Min``, which are first rewritten
-into pieces without measure-zero pieces) are derived piece by piece. Convention at a kink: every
-derived quantity takes the value of the piece whose condition holds at that point, i.e. the first
-true condition in the Piecewise. For ``Piecewise((f, z < m), (g, True))`` that is the right-hand
-piece g at z = m, which gives finite, one-sided derivatives.
+into two pieces split at a condition y < 0 with y increasing in the variable) are derived piece by
+piece. Convention at a kink: every derived quantity takes the value of the piece whose condition
+holds at that point, i.e. the first true condition in the Piecewise. For the functions above that
+is always the right-hand piece (the limit from larger z); for a user's own
+``Piecewise((f, z < m), (g, True))`` it is g, also the right-hand piece. Derivatives at a kink
+are therefore finite and one-sided.
 """
 
 from __future__ import annotations
@@ -96,41 +98,47 @@ def simplify(e: sp.Basic) -> sp.Basic:
     return min(candidates, key=_cost)
 
 
-def _canonical(x: sp.Expr) -> tuple[int, sp.Expr]:
-    """(s, y) with x = s*y and y chosen the same way for x and -x, so that the pieces made
-    for Abs(x), sign(-x), Max(a, b) ... share one condition ``y < 0`` and fold cleanly."""
+def _canonical(x: sp.Expr, z: sp.Symbol) -> tuple[int, sp.Expr]:
+    """(s, y) with x = s*y and y increasing in z where that can be decided (else a fixed
+    choice between x and -x), so that the pieces made for Abs(x), sign(-x), Max(a, b) ... share
+    one condition ``y < 0``, fold cleanly, and put the kink y = 0 on the right-hand piece."""
+    slope = sp.diff(x, z)
+    if slope.is_negative:
+        return -1, -x
+    if slope.is_positive:
+        return 1, x
     return (-1, -x) if x.could_extract_minus_sign() else (1, x)
 
 
-def _to_piecewise(expr: sp.Basic) -> sp.Basic:
+def _to_piecewise(expr: sp.Basic, z: sp.Symbol) -> sp.Basic:
     """Rewrite Abs, sign, Heaviside, Max and Min into two-piece Piecewise expressions.
 
-    Every rewrite splits at ``y < 0`` for a canonical y, with no separate y = 0 piece: at the
-    kink the second piece applies, consistently for all functions of the same argument.
+    Every rewrite splits at ``y < 0`` with y increasing in the variable z, and has no separate
+    y = 0 piece: at a kink the right-hand piece (the limit from larger z) applies.
     """
 
     def pw_abs(x):
-        _, y = _canonical(x)
+        _, y = _canonical(x, z)
         return sp.Piecewise((-y, y < 0), (y, True))
 
     def pw_sign(x):
-        s, y = _canonical(x)
+        s, y = _canonical(x, z)
         return sp.Piecewise((-s, y < 0), (s, True))
 
     def pw_heaviside(x, *_):
-        s, y = _canonical(x)
+        s, y = _canonical(x, z)
         return (
             sp.Piecewise((0, y < 0), (1, True)) if s == 1 else sp.Piecewise((1, y < 0), (0, True))
         )
 
     def pw_max(a, b):
-        s, y = _canonical(a - b)  # a - b = s*y
+        s, y = _canonical(a - b, z)  # a - b = s*y
         return (
             sp.Piecewise((b, y < 0), (a, True)) if s == 1 else sp.Piecewise((a, y < 0), (b, True))
         )
 
     def pw_min(a, b):
-        s, y = _canonical(a - b)
+        s, y = _canonical(a - b, z)
         return (
             sp.Piecewise((a, y < 0), (b, True)) if s == 1 else sp.Piecewise((b, y < 0), (a, True))
         )
@@ -269,7 +277,7 @@ def derive(spec: Distribution) -> Derivation:
     z = sp.Symbol(spec.variable.name, **z_assumptions)
     to_new[spec.variable] = z
 
-    cdf = _to_piecewise(spec.cdf.xreplace(to_new))
+    cdf = _to_piecewise(spec.cdf.xreplace(to_new), z)
     pieces = _pieces(cdf)
     points = probe_points(params, constraints, lo, hi)
 

@@ -49,7 +49,9 @@ class log1mexp(_MpmathFunction):  # noqa: N801 - mirrors the usual math-library 
 
     @staticmethod
     def _mp(x):
-        return mpmath.log(-mpmath.expm1(x))
+        if x > -mpmath.log(2):
+            return mpmath.log(-mpmath.expm1(x))
+        return mpmath.log1p(-mpmath.exp(x))
 
     def fdiff(self, argindex=1):
         (x,) = self.args
@@ -106,6 +108,17 @@ class log_ratio(_MpmathFunction):  # noqa: N801
         a, b = self.args
         return 1 / a if argindex == 1 else -1 / b
 
+    def _eval_evalf(self, prec):
+        a, b = self.args
+        # a - b through SymPy's adaptive evalf: exact digits even when a and b nearly agree
+        d = (a - b).evalf(prec)
+        bv = b.evalf(prec)
+        if not (d.is_number and bv.is_number):
+            return None
+        with mpmath.workprec(prec):
+            value = mpmath.log1p(mpmath.mpf(str(d)) / mpmath.mpf(str(bv)))
+        return sp.Float(value, sp.core.evalf.prec_to_dps(prec))
+
     def _eval_rewrite_as_log(self, a, b, **kwargs):
         return sp.log(a / b)
 
@@ -134,7 +147,11 @@ class ndtri(_MpmathFunction):  # noqa: N801
 
     @staticmethod
     def _mp(p):
-        return mpmath.sqrt(2) * mpmath.erfinv(2 * p - 1)
+        # 2p - 1 loses the digits of p near 0 and 1: add as many as they need
+        tail = min(p, 1 - p)
+        extra = int(-mpmath.log10(tail)) + 10 if 0 < tail < 1 else 10
+        with mpmath.workdps(mpmath.mp.dps + extra):
+            return mpmath.sqrt(2) * mpmath.erfinv(2 * p - 1)
 
     def fdiff(self, argindex=1):
         return sp.sqrt(2 * sp.pi) * sp.exp(self**2 / 2)

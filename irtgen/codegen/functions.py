@@ -47,7 +47,7 @@ FUNCTIONS: dict[type, Impl] = {
     sp.erf: Impl("torch.erf({0})", "tl.math.erf({0})"),
     sp.erfc: Impl("torch.special.erfc({0})", "tlm.erfc({0})"),
     sp.erfinv: Impl("torch.erfinv({0})", "tlm.erfinv({0})"),
-    ndtr: Impl("torch.special.ndtr({0})", "tlm.ndtr({0})"),
+    ndtr: Impl("tm.ndtr({0})", "tlm.ndtr({0})"),  # torch.special.ndtr is 0 below -10 on CPU
     ndtri: Impl("torch.special.ndtri({0})", "tlm.ndtri({0})"),
     sp.Abs: Impl("torch.abs({0})", "tl.abs({0})"),
     sp.sign: Impl("torch.sign({0})", "tlm.sign({0})"),
@@ -56,7 +56,8 @@ FUNCTIONS: dict[type, Impl] = {
     # used by closed-form moments (mean, variance, entropy), which only the torch path evaluates
     sp.gamma: Impl("torch.exp(torch.lgamma({0}))", None),
     sp.loggamma: Impl("torch.lgamma({0})", None),
-    sp.polygamma: Impl("torch.polygamma(int({0}), {1})", None),
+    # polygamma(0, x) only (digamma): torch.polygamma of higher order is good to ~1e-9
+    sp.polygamma: Impl("torch.digamma({1})", None),
 }
 
 # n-ary functions printed as a chain of binary calls

@@ -135,10 +135,21 @@ class Printer:
             return f"~({self._print(expr.args[0])[0]})", _UNARY
         if type(expr) in BINARY_CHAINS:
             template = getattr(BINARY_CHAINS[type(expr)], self.backend)
-            text = self._print(expr.args[0])[0]
+
+            def arg(a):  # torch.maximum(0.0, z) is a TypeError: constants become tensors
+                return (
+                    self._constant_tensor(self._number(a)[0]) if a.is_number else self._print(a)[0]
+                )
+
+            text = arg(expr.args[0])
             for a in expr.args[1:]:
-                text = template.format(text, self._print(a)[0])
+                text = template.format(text, arg(a))
             return text, _ATOM
+        if isinstance(expr, sp.polygamma) and expr.args[0] != 0:
+            raise UnsupportedFunctionError(
+                f"function polygamma of order {expr.args[0]} (in {expr}) is not supported; "
+                "only polygamma(0, x) (digamma)"
+            )
         if isinstance(expr, sp.Function):
             impl = FUNCTIONS.get(type(expr))
             if impl is None or getattr(impl, self.backend) is None:

@@ -30,6 +30,25 @@ def log_ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(near, torch.log1p(d / b), torch.log(a / b))
 
 
+def _exp_neg_half_sq(x: torch.Tensor) -> torch.Tensor:
+    """exp(-x^2/2) without the error of rounding x^2: x = h + l with h a multiple of 1/16."""
+    h = torch.floor(x * 16.0) * 0.0625
+    low = x - h
+    return torch.exp(-0.5 * h * h) * torch.exp(-(h + 0.5 * low) * low)
+
+
+def ndtr(x: torch.Tensor) -> torch.Tensor:
+    """Standard normal CDF with full relative accuracy in the lower tail.
+
+    torch.special.ndtr computes (1 + erf(x/sqrt 2))/2 on the CPU, which is 0 below x = -10.
+    Here, for |x| >= 1/sqrt(2): erfcx(|x|/sqrt 2) exp(-x^2/2)/2, the exponential taken of x itself.
+    """
+    t = x * 0.70710678118654752
+    big = 0.5 * torch.special.erfcx(t.abs()) * _exp_neg_half_sq(x.abs())
+    tail = torch.where(x < 0, big, 1.0 - big)
+    return torch.where(t.abs() < 0.5, 0.5 + 0.5 * torch.erf(t), tail)
+
+
 def pow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: A001
     """a**b with C semantics (torch.pow of two tensors)."""
     return torch.pow(a, b)
