@@ -35,7 +35,7 @@ def main() -> int:
                 cells.append((max(errs), statistics.median(errs), len(errs)))
         rows.append((case.name, cells))
     print(
-        "| family | points | f64 torch max / median | f64 Triton max / median "
+        "| family | gradient values | f64 torch max / median | f64 Triton max / median "
         "| f32 torch max / median | f32 Triton max / median |"
     )
     print("|---|---|---|---|---|---|")
