@@ -137,45 +137,31 @@ def test_location_scale_families_have_exact_implicit_gradients(name):
 
 # -- every built-in spec: numeric consistency ---------------------------------------------------
 
+# points shared by the location-scale families
+LOC_SCALE_POINTS = [
+    {"loc": "0.3", "scale": "1.7", "z": "-1.2"},
+    {"loc": "-2", "scale": "0.4", "z": "-1.1"},
+    {"loc": "1.5", "scale": "3", "z": "9.25"},
+]
+
 # (param values, z) by name; values are exact decimals. "kink" marks points where derivatives
 # in z and loc are one-sided (finite differences are skipped there).
 POINTS = {
-    "Cauchy": [
-        {"loc": "0.3", "scale": "1.7", "z": "-1.2"},
-        {"loc": "-2", "scale": "0.4", "z": "-1.1"},
-        {"loc": "1.5", "scale": "3", "z": "9.25"},
-    ],
+    "Cauchy": LOC_SCALE_POINTS,
     "Exponential": [
         {"rate": "0.7", "z": "0.4"},
         {"rate": "2.5", "z": "1.9"},
         {"rate": "0.05", "z": "30"},
     ],
-    "Gumbel": [
-        {"loc": "0.3", "scale": "1.7", "z": "-1.2"},
-        {"loc": "-2", "scale": "0.4", "z": "-1.1"},
-        {"loc": "1.5", "scale": "3", "z": "9.25"},
-    ],
+    "Gumbel": LOC_SCALE_POINTS,
     "Kumaraswamy": [
         {"concentration1": "0.6", "concentration0": "2.5", "z": "0.3"},
         {"concentration1": "3", "concentration0": "0.7", "z": "0.85"},
         {"concentration1": "1.7", "concentration0": "1.3", "z": "0.05"},
     ],
-    "Laplace": [
-        {"loc": "0.3", "scale": "1.7", "z": "-1.2"},
-        {"loc": "-2", "scale": "0.4", "z": "-1.1"},
-        {"loc": "1.5", "scale": "3", "z": "9.25"},
-        {"loc": "0.3", "scale": "1.7", "z": "0.3", "kink": True},
-    ],
-    "Logistic": [
-        {"loc": "0.3", "scale": "1.7", "z": "-1.2"},
-        {"loc": "-2", "scale": "0.4", "z": "-1.1"},
-        {"loc": "1.5", "scale": "3", "z": "9.25"},
-    ],
-    "Normal": [
-        {"loc": "0.3", "scale": "1.7", "z": "-1.2"},
-        {"loc": "-2", "scale": "0.4", "z": "-1.1"},
-        {"loc": "1.5", "scale": "3", "z": "9.25"},
-    ],
+    "Laplace": [*LOC_SCALE_POINTS, {"loc": "0.3", "scale": "1.7", "z": "0.3", "kink": True}],
+    "Logistic": LOC_SCALE_POINTS,
+    "Normal": LOC_SCALE_POINTS,
     "Weibull": [
         {"scale": "1.5", "concentration": "0.7", "z": "0.4"},
         {"scale": "0.5", "concentration": "3.2", "z": "0.6"},
