@@ -215,7 +215,7 @@ def reparameterize(family: Family, z: torch.Tensor, params, batch_shape):
     """z (broadcast against the batch shape) carrying the implicit gradient to the parameters."""
     out_shape, _ = launch.out_shapes(z.shape, batch_shape)
     z = z.detach().expand(out_shape)
-    work, result = launch.compute_dtype(z, *params)
+    _, result = launch.compute_dtype(z, *params)
     return _Reparameterize.apply(family, batch_shape, z.to(result), *params)
 
 
