@@ -55,7 +55,7 @@ def flatten(value: torch.Tensor, params, batch_shape) -> Flat:
     out_shape, param_shape = out_shapes(value.shape, batch_shape)
     flat_params = [p.expand(param_shape).contiguous().reshape(-1) for p in params]
     flat_value = value.expand(out_shape).contiguous().reshape(-1)
-    NB = max(math.prod(param_shape), 1) if flat_value.numel() else math.prod(param_shape)
+    NB = math.prod(param_shape)  # 1 for a scalar batch
     M = flat_value.numel() // NB if NB else 0
     return Flat(flat_value, flat_params, out_shape, param_shape, M, NB)
 
