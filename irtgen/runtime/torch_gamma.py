@@ -35,6 +35,9 @@ from irtgen.runtime import temme_coefficients as tc
 MAX_ITER = 300  # series and continued fraction terms; the regimes need at most ~120
 TEMME_A_MIN = tc.TEMME_A_MIN
 _EPS = 1e-17  # convergence tolerance of series and continued fraction
+# a Lentz factor within an ulp of 1 (1 - 2^-53 or 1 + 2^-52): 1/b rounds, so for huge x the
+# factor can settle one ulp below 1 instead of at 1
+_EPS_DELTA = 2.3e-16
 _LOG_SQRT_2PI = 0.91893853320467274
 _LOG_2PI = 1.8378770664093455
 
@@ -176,6 +179,7 @@ def _continued_fraction(a, x):
     b = x + 1.0 - a
     g = b.clone()
     dlog = -1.0 / b
+    logx = torch.log(x)
     c = b.clone()
     dc = -torch.ones_like(x)
     d = torch.zeros_like(x)
@@ -195,7 +199,11 @@ def _continued_fraction(a, x):
         step = dc / c + dd_over_d
         g = torch.where(act, g * delta, g)
         dlog = dlog + torch.where(act, step, 0.0)
-        act = act & ~(((delta - 1.0).abs() <= _EPS) & (step.abs() <= _EPS * dlog.abs()))
+        # d log G/da enters the ratio next to log x - psi(a): for huge x it is tiny against
+        # log x and need not be resolved to its own relative precision
+        act = act & ~(
+            ((delta - 1.0).abs() <= _EPS_DELTA) & (step.abs() <= _EPS * (dlog.abs() + logx.abs()))
+        )
         if not bool(act.any()):
             break
     g = torch.where(act, math.nan, g)

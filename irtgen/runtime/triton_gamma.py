@@ -264,7 +264,14 @@ def _continued_fraction(a, x, act):
         step = dc / c + dd_over_d
         g = tl.where(act, g * delta, g)
         dlog = dlog + tl.where(act, step, 0.0)
-        act = act & ~((tl.abs(delta - 1.0) <= 1e-17) & (tl.abs(step) <= 1e-17 * tl.abs(dlog)))
+        # d log G/da enters the ratio next to log x - psi(a): for huge x it is tiny against
+        # log x and need not be resolved to its own relative precision
+        # a factor within an ulp of 1: 1/b rounds, and for huge x the factor can settle one
+        # ulp below 1 instead of at 1
+        conv = (tl.abs(delta - 1.0) <= 2.3e-16) & (
+            tl.abs(step) <= 1e-17 * (tl.abs(dlog) + tl.abs(tl.log(x)))
+        )
+        act = act & ~conv
         failed = failed | (act & (n >= MAX_ITER))
         act = act & (n < MAX_ITER)
     return g, dlog, failed
