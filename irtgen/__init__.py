@@ -1,7 +1,7 @@
 """irtgen: compile symbolic CDFs into fused kernels with implicit reparameterization gradients.
 
-Spec-side names (``Distribution``, ``load``, ``build_spec``, ``functions``) import SymPy on first
-use; ``import irtgen.distributions`` needs only torch.
+Spec-side names (``Distribution``, ``load``, ``build_spec``, ``functions``, ``variates``) import
+SymPy on first use; ``import irtgen.distributions`` and ``import irtgen.special`` need only torch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ _LAZY = {
     "build_spec": ("irtgen.build", "build_spec"),
     "BuildError": ("irtgen.build", "BuildError"),
     "functions": ("irtgen.functions", None),
+    "variates": ("irtgen.variates", None),
+    "special": ("irtgen.special", None),
 }
 
 __all__ = ["__version__", *_LAZY]

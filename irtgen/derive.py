@@ -10,7 +10,8 @@ For a spec with CDF F(z; θ) this derives
   numerator and density cancel symbolically, so Normal gives exactly 1 and (z − loc)/scale,
 * ∂log q/∂θ and ∂log q/∂z, and 1/q (= du/dz, the gradient of the icdf in u),
 
-then applies the numerically safer rewrites of ``irtgen.rewrite``.
+then applies the numerically safer rewrites of ``irtgen.rewrite``. SymPy's own special functions
+(incomplete gamma and beta) are first lowered to irtgen's (``irtgen.lower``).
 
 Piecewise CDFs (and ``Abs``, ``sign``, ``Heaviside``, ``Max``, ``Min``, which are first rewritten
 into two pieces split at a condition y < 0 with y increasing in the variable) are derived piece by
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from irtgen.lower import lower
 from irtgen.rewrite import stabilize
 from irtgen.spec import Distribution, SpecError
 
@@ -277,7 +279,7 @@ def derive(spec: Distribution) -> Derivation:
     z = sp.Symbol(spec.variable.name, **z_assumptions)
     to_new[spec.variable] = z
 
-    cdf = _to_piecewise(spec.cdf.xreplace(to_new), z)
+    cdf = _to_piecewise(lower(spec.cdf.xreplace(to_new)), z)
     pieces = _pieces(cdf)
     points = probe_points(params, constraints, lo, hi)
 
@@ -311,13 +313,13 @@ def derive(spec: Distribution) -> Derivation:
     if spec.icdf is not None:
         (u_old,) = spec.icdf.variables
         u = sp.Symbol(u_old.name, positive=True)
-        icdf = stabilize(simplify(spec.icdf.expr.xreplace({**to_new, u_old: u})))
+        icdf = stabilize(simplify(lower(spec.icdf.expr.xreplace({**to_new, u_old: u}))))
 
     extras = {}
     for key in ("mean", "variance", "entropy"):
         expr = getattr(spec, key)
         if expr is not None:
-            extras[key] = stabilize(simplify(sp.sympify(expr).xreplace(to_new)))
+            extras[key] = stabilize(simplify(lower(sp.sympify(expr).xreplace(to_new))))
 
     result = Derivation(
         spec=spec,

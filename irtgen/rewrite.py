@@ -22,6 +22,11 @@ pattern                        becomes                                 why
 ``c - c*sigmoid(x)``           ``c*sigmoid(-x)``                       1 - s cancels as s -> 1
 ``log(sigmoid(x))``            ``-softplus(-x)``
 ``log(a/b)`` (a, b symbolic)   ``log_ratio(a, b)``                     log1p((a - b)/b) when a ~ b
+``c - c*gammainc(a, x)``       ``c*gammaincc(a, x)``                   1 - P cancels as P -> 1
+``c - c*gammaincc(a, x)``      ``c*gammainc(a, x)``
+``c - c*betainc(a, b, x, y)``  ``c*betainc(b, a, y, x)``               I_x(a,b) = 1 - I_y(b,a)
+``c - c*ndtr(x)``              ``c*ndtr(-x)``
+``c - c*student_t_cdf(n, t)``  ``c*student_t_cdf(n, -t)``
 =============================  ======================================  ============================
 """
 
@@ -32,7 +37,18 @@ from collections.abc import Callable
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from irtgen.functions import log1mexp, log_ratio, ndtr, ndtri, sigmoid, softplus
+from irtgen.functions import (
+    betainc,
+    gammainc,
+    gammaincc,
+    log1mexp,
+    log_ratio,
+    ndtr,
+    ndtri,
+    sigmoid,
+    softplus,
+    student_t_cdf,
+)
 
 
 def _as_exp_argument(f: sp.Expr) -> sp.Expr | None:
@@ -166,6 +182,30 @@ def _sigmoid_rules(node: sp.Basic):
     return None
 
 
+# f -> 1 - f, computed directly
+COMPLEMENTS: dict[type, Callable[..., sp.Expr]] = {
+    gammainc: lambda a, x: gammaincc(a, x),
+    gammaincc: lambda a, x: gammainc(a, x),
+    betainc: lambda a, b, x, y: betainc(b, a, y, x),
+    ndtr: lambda x: ndtr(-x),
+    student_t_cdf: lambda df, t: student_t_cdf(df, -t),
+}
+
+
+def _complement_rules(node: sp.Basic):
+    if not isinstance(node, sp.Add):
+        return None
+    c, terms = _split_add(node)
+    if c == 0:
+        return None
+    for i, t in enumerate(terms):
+        coef, f = t.as_coeff_Mul()
+        if coef == -c and type(f) in COMPLEMENTS:
+            rest = terms[:i] + terms[i + 1 :]
+            return c * COMPLEMENTS[type(f)](*f.args) + sp.Add(*rest)
+    return None
+
+
 RULES: tuple[Callable[[sp.Basic], sp.Basic | None], ...] = (
     _one_minus_exp,
     _erf_to_ndtr,
@@ -173,6 +213,7 @@ RULES: tuple[Callable[[sp.Basic], sp.Basic | None], ...] = (
     _log1p_rules,
     _erfinv_rule,
     _sigmoid_rules,
+    _complement_rules,
 )
 
 

@@ -20,7 +20,9 @@ import sympy as sp
 import torch
 from sympy.codegen.cfunctions import expm1, log1p
 
+import irtgen.functions as F
 import irtgen.runtime.torch_math as tm
+import irtgen.runtime.torch_special as ts
 from irtgen.codegen.functions import BINARY_CHAINS, FUNCTIONS, UnsupportedFunctionError
 from irtgen.codegen.printer import Printer, float_literal
 from irtgen.functions import log1mexp, log_ratio, ndtr, ndtri, sigmoid, softplus
@@ -68,7 +70,7 @@ def _fake_triton_namespace():
 
 
 def eval_torch(code: str, values: dict) -> torch.Tensor:
-    return eval(code, {"torch": torch, "math": math, "tm": tm, **values})
+    return eval(code, {"torch": torch, "math": math, "tm": tm, "ts": ts, **values})
 
 
 def eval_triton(code: str, values: dict) -> torch.Tensor:
@@ -344,13 +346,17 @@ def test_unsupported_function_raises(printer, expr, fname):
     assert printer.backend in message
 
 
-@pytest.mark.parametrize("fn", [sp.gamma, sp.loggamma])
-def test_torch_only_functions_fail_for_triton(fn):
-    expr = fn(z)
-    TORCH.doprint(expr)  # fine on the torch path
-    with pytest.raises(UnsupportedFunctionError) as info:
-        TRITON.doprint(expr)
-    assert fn.__name__ in str(info.value) and "triton" in str(info.value)
+@pytest.mark.parametrize(
+    "expr, kernel_call",
+    [
+        (sp.gamma(z), "tl.exp(tls.lgamma(z))"),
+        (sp.loggamma(z), "tls.lgamma(z)"),
+        (sp.polygamma(0, z), "tls.digamma(z)"),
+    ],
+)
+def test_gamma_functions_print_for_both_backends(expr, kernel_call):
+    assert "torch.lgamma" in TORCH.doprint(expr) or "torch.digamma" in TORCH.doprint(expr)
+    assert TRITON.doprint(expr) == kernel_call
 
 
 def test_unsupported_error_is_a_value_error():
@@ -457,6 +463,31 @@ TORCH_CASES = [
     ("gamma", sp.gamma(z), {z: (0.5, 6)}),
     ("loggamma", sp.loggamma(z), {z: (2.5, 10)}),
     ("digamma", sp.polygamma(0, z), {z: (2, 10)}),
+    # registry special functions (their accuracy is tested in tests/special/)
+    ("log_ndtr", F.log_ndtr(z), {z: (-30, 5)}),
+    ("log_gamma_density", F.log_gamma_density(a, z), {a: (0.1, 2), z: (0.2, 9)}),
+    ("gammainc", F.gammainc(a, z), {a: (0.1, 2), z: (0.2, 9)}),
+    ("gammaincc", F.gammaincc(a, z), {a: (0.1, 2), z: (0.2, 9)}),
+    ("gammainc_da_ratio", F.gammainc_da_ratio(a, z), {a: (0.1, 2), z: (0.2, 9)}),
+    ("betaln", F.betaln(a, b), {a: (0.1, 2), b: (0.5, 9)}),
+    (
+        "log_beta_density",
+        F.log_beta_density(a, b, z, 1 - z),
+        {a: (0.1, 2), b: (0.5, 9), z: (0.05, 0.9)},
+    ),
+    ("betainc", F.betainc(a, b, z, 1 - z), {a: (0.1, 2), b: (0.5, 9), z: (0.05, 0.9)}),
+    (
+        "betainc_da_ratio",
+        F.betainc_da_ratio(a, b, z, 1 - z),
+        {a: (0.1, 2), b: (0.5, 9), z: (0.05, 0.9)},
+    ),
+    (
+        "betainc_db_ratio",
+        F.betainc_db_ratio(a, b, z, 1 - z),
+        {a: (0.1, 2), b: (0.5, 9), z: (0.05, 0.9)},
+    ),
+    ("student_t_cdf", F.student_t_cdf(a, z), {a: (0.1, 20), z: (-30, 30)}),
+    ("student_t_ddf_ratio", F.student_t_ddf_ratio(a, z), {a: (0.1, 20), z: (-30, 30)}),
     ("max", sp.Max(z, a), {z: (-2, 2), a: (0.1, 2)}),
     ("min", sp.Min(z, a, b), {z: (-2, 2), a: (0.1, 2), b: (-1, 1)}),
     ("max-constant", sp.Max(z, 0), {z: (-2, 2)}),

@@ -72,6 +72,9 @@ class Printer:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def _tensor_arg(self, a: sp.Basic) -> str:
+        return self._constant_tensor(self._number(a)[0]) if a.is_number else self._print(a)[0]
+
     def _constant_tensor(self, literal: str) -> str:
         if self.backend == "torch":
             return f"tm.full_like({self.ref}, {literal})"
@@ -157,7 +160,11 @@ class Printer:
                     f"function {type(expr).__name__} (in {expr}) has no {self.backend} "
                     "implementation in irtgen's function table"
                 )
-            return self._call(getattr(impl, self.backend), list(expr.args))
+            template = getattr(impl, self.backend)
+            if template.startswith(("ts.", "tls.")):
+                # irtgen's special functions take tensors: betaln(df/2, 1/2) gets a tensor 1/2
+                return template.format(*(self._tensor_arg(a) for a in expr.args)), _ATOM
+            return self._call(template, list(expr.args))
         raise UnsupportedFunctionError(f"cannot print {type(expr).__name__}: {expr}")
 
     def _print_add(self, expr: sp.Add) -> tuple[str, int]:
