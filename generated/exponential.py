@@ -5,7 +5,7 @@
     F(z; rate) = 1 - exp(-rate*z)
     support: Interval(0, oo)
     parameters: rate (positive)
-    sampler: closed-form inverse CDF, z = -log(1 - u)/rate
+    icdf: closed form, z = -log(1 - u)/rate
 
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad_torch).
@@ -24,12 +24,17 @@ from torch.distributions import constraints
 
 from irtgen.runtime import lazy_triton, newton
 from irtgen.runtime import torch_math as tm
+from irtgen.runtime import torch_special as ts
+from irtgen.runtime import torch_variates as tv
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
 
-# Bound to triton.language and irtgen.runtime.triton_math by lazy_triton.activate().
+# Bound to triton.language and irtgen.runtime.triton_{math,special,variates} by
+# lazy_triton.activate().
 tl = None
 tlm = None
+tls = None
+tlv = None
 
 # =============================================================================================
 # torch formulas (CPU path). Arguments broadcast like any torch expression.
@@ -96,9 +101,11 @@ def mean_torch(rate):
     # mean = 1/rate
     return 1.0 / rate
 
+
 def variance_torch(rate):
     # variance = rate**(-2)
     return 1.0 / rate**2
+
 
 def entropy_torch(rate):
     # entropy = 1 - log(rate)
@@ -378,6 +385,8 @@ FAMILY = Family(
     module=__import__("sys").modules[__name__],
     has_bounds=True,
     has_icdf=True,
+    has_sampler=False,
+    wide_gradients=False,
 )
 
 

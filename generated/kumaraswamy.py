@@ -5,7 +5,7 @@
     F(z; concentration1, concentration0) = 1 - (1 - z**concentration1)**concentration0
     support: Interval(0, 1)
     parameters: concentration1 (positive), concentration0 (positive)
-    sampler: closed-form inverse CDF, z = (1 - (1 - u)**(1/concentration0))**(1/concentration1)
+    icdf: closed form, z = (1 - (1 - u)**(1/concentration0))**(1/concentration1)
 
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad_torch).
@@ -24,12 +24,17 @@ from torch.distributions import constraints
 
 from irtgen.runtime import lazy_triton, newton
 from irtgen.runtime import torch_math as tm
+from irtgen.runtime import torch_special as ts
+from irtgen.runtime import torch_variates as tv
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
 
-# Bound to triton.language and irtgen.runtime.triton_math by lazy_triton.activate().
+# Bound to triton.language and irtgen.runtime.triton_{math,special,variates} by
+# lazy_triton.activate().
 tl = None
 tlm = None
+tls = None
+tlv = None
 
 # =============================================================================================
 # torch formulas (CPU path). Arguments broadcast like any torch expression.
@@ -111,6 +116,7 @@ def mean_torch(concentration1, concentration0):
     _t0 = 1.0 / concentration1 + 1.0
     return concentration0 * torch.exp(torch.lgamma(_t0)) * torch.exp(torch.lgamma(concentration0)) / torch.exp(torch.lgamma(_t0 + concentration0))
 
+
 def variance_torch(concentration1, concentration0):
     # variance = concentration0*(-concentration0*gamma(concentration0)*gamma(1 + 1/concentration1)**2/gamma(concentration0 + 1 + 1/concentration1)**2 + gamma(1 + 2/concentration1)/gamma(concentration0 + 1 + 2/concentration1))*gamma(concentration0)
     _t0 = 1.0 / concentration1
@@ -118,6 +124,7 @@ def variance_torch(concentration1, concentration0):
     _t2 = _t0 + 1.0
     _t3 = concentration0 * torch.exp(torch.lgamma(concentration0))
     return _t3 * (torch.exp(torch.lgamma(_t1)) / torch.exp(torch.lgamma(_t1 + concentration0)) - _t3 * torch.exp(torch.lgamma(_t2))**2 / torch.exp(torch.lgamma(_t2 + concentration0))**2)
+
 
 def entropy_torch(concentration1, concentration0):
     # entropy = (1 - 1/concentration1)*(polygamma(0, concentration0 + 1) + EulerGamma) - log(concentration0*concentration1) + 1 - 1/concentration0
@@ -442,6 +449,8 @@ FAMILY = Family(
     module=__import__("sys").modules[__name__],
     has_bounds=True,
     has_icdf=True,
+    has_sampler=False,
+    wide_gradients=False,
 )
 
 

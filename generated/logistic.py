@@ -5,7 +5,7 @@
     F(z; loc, scale) = 1/(exp((loc - z)/scale) + 1)
     support: Interval(-oo, oo)
     parameters: loc (real), scale (positive)
-    sampler: closed-form inverse CDF, z = loc + scale*(log(u) - log(1 - u))
+    icdf: closed form, z = loc + scale*(log(u) - log(1 - u))
 
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad_torch).
@@ -24,12 +24,17 @@ from torch.distributions import constraints
 
 from irtgen.runtime import lazy_triton, newton
 from irtgen.runtime import torch_math as tm
+from irtgen.runtime import torch_special as ts
+from irtgen.runtime import torch_variates as tv
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
 
-# Bound to triton.language and irtgen.runtime.triton_math by lazy_triton.activate().
+# Bound to triton.language and irtgen.runtime.triton_{math,special,variates} by
+# lazy_triton.activate().
 tl = None
 tlm = None
+tls = None
+tlv = None
 
 # =============================================================================================
 # torch formulas (CPU path). Arguments broadcast like any torch expression.
@@ -114,9 +119,11 @@ def mean_torch(loc, scale):
     # mean = loc
     return loc
 
+
 def variance_torch(loc, scale):
     # variance = pi**2*scale**2/3
     return 3.2898681336964528 * scale**2
+
 
 def entropy_torch(loc, scale):
     # entropy = log(scale) + 2
@@ -442,6 +449,8 @@ FAMILY = Family(
     module=__import__("sys").modules[__name__],
     has_bounds=False,
     has_icdf=True,
+    has_sampler=False,
+    wide_gradients=False,
 )
 
 

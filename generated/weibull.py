@@ -5,7 +5,7 @@
     F(z; scale, concentration) = 1 - exp(-(z/scale)**concentration)
     support: Interval.open(0, oo)
     parameters: scale (positive), concentration (positive)
-    sampler: closed-form inverse CDF, z = scale*(-log(1 - u))**(1/concentration)
+    icdf: closed form, z = scale*(-log(1 - u))**(1/concentration)
 
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad_torch).
@@ -24,12 +24,17 @@ from torch.distributions import constraints
 
 from irtgen.runtime import lazy_triton, newton
 from irtgen.runtime import torch_math as tm
+from irtgen.runtime import torch_special as ts
+from irtgen.runtime import torch_variates as tv
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
 
-# Bound to triton.language and irtgen.runtime.triton_math by lazy_triton.activate().
+# Bound to triton.language and irtgen.runtime.triton_{math,special,variates} by
+# lazy_triton.activate().
 tl = None
 tlm = None
+tls = None
+tlv = None
 
 # =============================================================================================
 # torch formulas (CPU path). Arguments broadcast like any torch expression.
@@ -109,10 +114,12 @@ def mean_torch(scale, concentration):
     # mean = scale*gamma(1 + 1/concentration)
     return scale * torch.exp(torch.lgamma(1.0 / concentration + 1.0))
 
+
 def variance_torch(scale, concentration):
     # variance = scale**2*(-gamma(1 + 1/concentration)**2 + gamma(1 + 2/concentration))
     _t0 = 1.0 / concentration
     return scale**2 * (torch.exp(torch.lgamma(2.0 * _t0 + 1.0)) - torch.exp(torch.lgamma(_t0 + 1.0))**2)
+
 
 def entropy_torch(scale, concentration):
     # entropy = log_ratio(scale, concentration) + EulerGamma + 1 - EulerGamma/concentration
@@ -436,6 +443,8 @@ FAMILY = Family(
     module=__import__("sys").modules[__name__],
     has_bounds=True,
     has_icdf=True,
+    has_sampler=False,
+    wide_gradients=False,
 )
 
 

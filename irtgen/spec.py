@@ -34,7 +34,7 @@ RESERVED_NAMES = frozenset(
     arg_constraints support has_rsample has_enumerate_support batch_shape event_shape
     sample rsample log_prob cdf icdf entropy mean mode variance stddev expand reparameterize
     perplexity enumerate_support sample_n validate_args param_shape torch triton tl math
-    constraints self cls value sample_shape tm tlm newton lazy_triton
+    constraints self cls value sample_shape tm tlm ts tls tv tlv generator newton lazy_triton
     GeneratedDistribution Family FAMILY
     """.split()
 )
@@ -58,8 +58,13 @@ class Distribution:
             (``"real"``, ``"positive"``, ``"unit_interval"``, ``"greater_than(1)"``, ...).
         support: a SymPy ``Interval``; its ends may depend on the parameters.
         cdf: the CDF F(variable; params) as a SymPy expression, valid on the support.
-        icdf: optional closed-form inverse, ``sp.Lambda(u, expr)``; without it samples come from
-            numeric inversion of the CDF.
+        icdf: optional closed-form inverse, ``sp.Lambda(u, expr)``; without it ``icdf`` (and
+            sampling, when there is no ``sampler``) uses numeric inversion of the CDF.
+        sampler: optional formula for drawing samples from the primitives of
+            ``irtgen.variates`` (e.g. ``standard_gamma(a) / rate``); used for sampling instead
+            of the icdf. Gradients of samples still come from the CDF alone.
+        defaults: optional ``{symbol: number}`` default values for trailing parameters (as
+            torch's ``StudentT(df, loc=0.0, scale=1.0)``).
         mean, variance, entropy: optional closed forms in the parameters, exposed as properties.
         doc: optional one-paragraph description for the generated class docstring.
     """
@@ -70,6 +75,8 @@ class Distribution:
     support: sp.Interval
     cdf: sp.Expr
     icdf: sp.Lambda | None = None
+    sampler: sp.Expr | None = None
+    defaults: dict | None = None
     mean: sp.Expr | None = None
     variance: sp.Expr | None = None
     entropy: sp.Expr | None = None
@@ -191,12 +198,47 @@ class Distribution:
             if u in params or u == z:
                 raise self._fail(f"the icdf's variable {u} must be a fresh symbol")
 
+        if self.sampler is not None:
+            from irtgen.variates import Variate
+
+            self.sampler = self._check_sympy("sampler", self.sampler)
+            self._check_free("sampler", self.sampler, params)
+            if not self.sampler.atoms(Variate):
+                raise self._fail(
+                    "the sampler draws nothing: build it from irtgen.variates primitives "
+                    "(standard_normal, standard_gamma, beta_variate, student_t_variate)"
+                )
+
+        if self.defaults is not None:
+            self._check_defaults()
+
         for what in ("mean", "variance", "entropy"):
             expr = getattr(self, what)
             if expr is not None:
                 expr = self._check_sympy(what, expr)
                 self._check_free(what, expr, params)
                 setattr(self, what, expr)
+
+    def _check_defaults(self) -> None:
+        if not isinstance(self.defaults, dict):
+            raise self._fail("defaults must be a dict {parameter symbol: number}")
+        order = list(self.params)
+        for sym, value in self.defaults.items():
+            if sym not in self.params:
+                raise self._fail(f"default given for {sym}, which is not a parameter")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise self._fail(f"default for {sym} must be a number, got {value!r}") from None
+            if not self.constraints[sym].interval.contains(sp.Float(number)):
+                raise self._fail(
+                    f"default {number} for {sym} violates its constraint "
+                    f"{self.constraints[sym].name}"
+                )
+        first = min(order.index(s) for s in self.defaults)
+        if any(s not in self.defaults for s in order[first:]):
+            raise self._fail("parameters with defaults must come last (as in a Python signature)")
+        self.defaults = {s: float(self.defaults[s]) for s in order if s in self.defaults}
 
     # -- conveniences -------------------------------------------------------------------------
 

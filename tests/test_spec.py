@@ -24,6 +24,12 @@ def _logistic_cdf(zz=z, mu=loc, s=scale):
     return 1 / (1 + sp.exp(-(zz - mu) / s))
 
 
+def _variates():
+    import irtgen.variates
+
+    return irtgen.variates
+
+
 def make(**overrides) -> irtgen.Distribution:
     """A valid Logistic-like spec named ``Gadget``, with some fields replaced."""
     kwargs = dict(
@@ -58,6 +64,22 @@ def test_valid_spec_constructs():
     assert d.constraints[scale].assumptions == {"positive": True}
     assert d.snake_name == "gadget"
     assert NAME in repr(d)
+
+
+def test_defaults_become_keyword_arguments():
+    d = make(defaults={loc: 0, scale: 1})
+    assert d.defaults == {loc: 0.0, scale: 1.0}
+    from irtgen.codegen.module import render_module
+    from irtgen.derive import derive
+
+    assert "def __init__(self, loc=0.0, scale=1.0, validate_args=None)" in render_module(
+        derive(d), "spec.py", "irtgen build spec.py"
+    )
+
+
+def test_sampler_is_kept():
+    d = make(sampler=loc + scale * _variates().standard_normal())
+    assert d.sampler.has(_variates().standard_normal)
 
 
 def test_python_numbers_are_accepted_for_moments():
@@ -187,6 +209,17 @@ BAD_CASES = [
         dict(icdf=sp.Lambda(u, z + scale * (sp.log(u) - sp.log(1 - u)))),
         ["z", "icdf", "neither"],
     ),
+    ("sampler-draws-nothing", dict(sampler=loc + scale), ["sampler draws nothing", "variates"]),
+    (
+        "sampler-stray-symbol",
+        dict(sampler=loc + bogus * _variates().standard_normal()),
+        ["bogus", "sampler", "neither"],
+    ),
+    ("sampler-not-sympy", dict(sampler="loc"), ["sampler", "SymPy expression"]),
+    ("default-not-a-param", dict(defaults={bogus: 1.0}), ["default", "bogus", "not a parameter"]),
+    ("default-not-trailing", dict(defaults={loc: 0.0}), ["defaults must come last"]),
+    ("default-violates", dict(defaults={scale: -1.0}), ["default -1.0", "scale", "positive"]),
+    ("default-not-number", dict(defaults={scale: "one"}), ["default for scale", "number"]),
 ]
 
 

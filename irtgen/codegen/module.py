@@ -14,7 +14,8 @@ from importlib import resources
 import jinja2
 import sympy as sp
 
-from irtgen.codegen.printer import Printer
+from irtgen.codegen.functions import SPECIAL_FUNCTIONS, VARIATES
+from irtgen.codegen.printer import Printer, float_literal
 from irtgen.constraints import support_constraint_source
 from irtgen.derive import Derivation
 
@@ -129,6 +130,41 @@ def _formulas(d: Derivation, backend: str) -> dict[str, FormulaFunction]:
     return out
 
 
+def _sampler(d: Derivation, backend: str) -> FormulaFunction | None:
+    """``sample_torch(params..., generator)`` / ``sample_tl(params..., _seed, _offs)``: the spec's
+    sampler, each distinct variate call drawn once (stream k for the k-th call)."""
+    expr = d.spec.sampler
+    if expr is None:
+        return None
+    expr = sp.sympify(expr).xreplace(dict(zip(d.spec.params, d.params, strict=True)))
+    calls = sorted(expr.atoms(*VARIATES), key=sp.default_sort_key)
+    draws = [sp.Symbol(f"_r{k}") for k in range(len(calls))]
+    ps = d.param_names
+    if backend == "torch":
+        name, args = "sample_torch", [*ps, "generator"]
+    else:
+        name, args = "sample_tl", [*ps, "_seed", "_offs"]
+    printer = Printer(backend, ps[0])
+    lines = []
+    for k, (call, sym) in enumerate(zip(calls, draws, strict=True)):
+        impl = getattr(VARIATES[type(call)], backend)
+        # standard_normal's optional argument is a label, not an input
+        printed = [] if type(call).__name__ == "standard_normal" else call.args
+        printed = [printer.doprint(a) for a in printed]
+        lines.append(f"{sym} = " + impl.format(*printed, like=ps[0], stream=k))
+    body = expr.xreplace(dict(zip(calls, draws, strict=True)))
+    f = formula_function(name, args, [(f"{d.z.name} = {sp.sstr(expr)}", body)], backend, ps[0])
+    f.lines = lines + f.lines
+    return f
+
+
+def _uses_special_functions(d: Derivation) -> bool:
+    """Whether the derivative formulas call the incomplete gamma/beta or Student-t functions:
+    then the backward runs in float64 (their products overflow float32 in far tails)."""
+    exprs = [d.pdf, d.inv_pdf, d.dlog_pdf_dz, *d.dcdf, *d.dlog_pdf, *d.implicit]
+    return any(e.atoms(*SPECIAL_FUNCTIONS) for e in exprs)
+
+
 def _extras(d: Derivation) -> list[dict]:
     extras = []
     for key, expr in d.extras.items():
@@ -167,9 +203,18 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
         "u": d.u.name,
         "params": params,
         "param_list": ", ".join(d.param_names),
+        "init_params": ", ".join(
+            f"{p.name}={float_literal(spec.defaults[p])}"
+            if spec.defaults and p in spec.defaults
+            else p.name
+            for p in spec.params
+        ),
         "torch": _formulas(d, "torch"),
         "triton": _formulas(d, "triton"),
         "has_icdf": d.icdf is not None,
+        "wide_gradients": _uses_special_functions(d),
+        "sampler": {"torch": _sampler(d, "torch"), "triton": _sampler(d, "triton")},
+        "sampler_text": sp.sstr(spec.sampler) if spec.sampler is not None else None,
         "has_bounds": d.support_lo != -sp.oo or d.support_hi != sp.oo,
         "support_src": support_src,
         "support_text": sp.sstr(spec.support),

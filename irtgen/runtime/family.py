@@ -13,7 +13,8 @@ class Family:
     """Names and flags of one generated family; formulas and kernels live in ``module``.
 
     Naming convention in generated modules: torch formulas ``<op>_torch`` (log_prob, cdf, sf,
-    pdf, icdf, support, in_support, log_prob_grad, cdf_grad, implicit_grad) and Triton kernels
+    pdf, icdf, support, in_support, log_prob_grad, cdf_grad, implicit_grad, sample when the spec
+    has a sampler) and Triton kernels
     ``<op>_kernel`` (log_prob, cdf, icdf, sample, log_prob_backward, cdf_backward,
     implicit_backward).
     """
@@ -23,6 +24,8 @@ class Family:
     module: ModuleType
     has_bounds: bool  # the support is not the whole real line
     has_icdf: bool  # closed-form icdf (otherwise numeric inversion)
+    has_sampler: bool = False  # a sampler formula (``sample_torch``/``sample_tl``) draws samples
+    wide_gradients: bool = False  # backward formulas run in float64 (special-function families)
 
     def torch_fn(self, op: str):
         return getattr(self.module, f"{op}_torch")

@@ -1,9 +1,10 @@
 """Triton kernels in generated modules, with Triton imported only when a kernel first launches.
 
 A generated module marks its device functions and kernels with ``@lazy_triton.jit`` and keeps
-``tl = None`` / ``tlm = None`` placeholders; ``from __future__ import annotations`` keeps the
-``tl.constexpr`` annotations unevaluated. ``activate(module)`` imports Triton, binds ``tl``,
-``tlm`` (irtgen.runtime.triton_math) and ``triton`` in the module, and replaces each marked function
+``tl``/``tlm``/``tls``/``tlv`` placeholders (None); ``from __future__ import annotations`` keeps
+the ``tl.constexpr`` annotations unevaluated. ``activate(module)`` imports Triton, binds ``tl``,
+``tlm``, ``tls``, ``tlv`` (irtgen.runtime.triton_math, triton_special, triton_variates) and
+``triton`` in the module, and replaces each marked function
 by ``triton.jit(fn)`` -- in place, so kernels find their device functions as module globals.
 Under ``TRITON_INTERPRET=1`` that yields interpreted functions; the mode is fixed at activation.
 """
@@ -36,12 +37,14 @@ def activate(module: ModuleType) -> None:
         import triton
         import triton.language as tl
 
-        from irtgen.runtime import triton_math
+        from irtgen.runtime import triton_math, triton_special, triton_variates
 
         g = vars(module)
         g["triton"] = triton
         g["tl"] = tl
         g["tlm"] = triton_math
+        g["tls"] = triton_special
+        g["tlv"] = triton_variates
         for name in _PENDING.get(module.__name__, []):
             fn = g[name]
             if not isinstance(fn, triton.runtime.jit.JITFunction) and not hasattr(fn, "run"):

@@ -29,8 +29,10 @@ from irtgen.runtime.family import Family
 # -- forward ---------------------------------------------------------------------------------
 
 
-def _prepare(value: torch.Tensor, params, batch_shape):
+def _prepare(value: torch.Tensor, params, batch_shape, wide: bool = False):
     work, result = launch.compute_dtype(value, *params)
+    if wide:
+        work = torch.float64
     value = value.to(work)
     params = [p.to(work) for p in params]
     return value, params, result
@@ -79,8 +81,11 @@ def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None)
     work, result = launch.compute_dtype(*params)
     params = [p.to(work) for p in params]
     if select_backend(dummy.device) == "torch":
-        u = rng.uniform(shape, work, dummy.device, generator)
-        z = family.torch_fn("icdf")(u, *params)
+        if family.has_sampler:
+            z = family.torch_fn("sample")(*(p.expand(shape) for p in params), generator)
+        else:
+            u = rng.uniform(shape, work, dummy.device, generator)
+            z = family.torch_fn("icdf")(u, *params)
         z = torch.broadcast_to(z, shape).clone()
     else:
         flat_params = [p.expand(batch_shape).contiguous().reshape(-1) for p in params]
@@ -103,7 +108,9 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
     need_value, need_params = needs[0], list(needs[1:])
     orig_value_shape = value.shape
     param_shapes = [p.shape for p in params]
-    value, params, result_dtype = _prepare(value, params, batch_shape)
+    # families with special functions evaluate their derivative formulas in float64: products
+    # such as z^2 * ratio (InverseGamma) overflow float32 where the result does not
+    value, params, result_dtype = _prepare(value, params, batch_shape, family.wide_gradients)
     grad = grad.to(value.dtype)
     out_shape, param_shape = launch.out_shapes(value.shape, batch_shape)
     grad = torch.broadcast_to(grad, out_shape)
