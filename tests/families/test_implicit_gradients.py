@@ -15,8 +15,11 @@ import torch
 
 from tests.families.cases import CASES, IDS, points, reference_implicit
 
-# Measured maxima over this table (both backends): 5.4e-15 (float64), 7.7e-7 (float32).
+# Families with elementary CDFs; measured maxima (both backends): 5.4e-15 (float64), 7.7e-7
+# (float32).
 TOL = {torch.float64: 1e-13, torch.float32: 4e-6}
+# Families whose CDF needs incomplete gamma/beta functions: the targets of their issue.
+TOL_SPECIAL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
 def relative_errors(case, dtype):
@@ -28,13 +31,16 @@ def relative_errors(case, dtype):
     ]
     case.cls(*params).reparameterize(z).sum().backward()
     errors = []
+    tiny = torch.finfo(dtype).tiny
     with mp.workdps(40):
         for k, (zv, pv) in enumerate(pts):
             ref = reference_implicit(case, zv, pv)
             for i in range(n):
                 g = params[i].grad[k].item()
                 r = ref[i]
-                err = float(abs(g - r) / abs(r)) if r != 0 else abs(g)
+                # a subnormal reference has fewer significant bits than the dtype: judged
+                # against the smallest normal number instead
+                err = float(abs(g - r) / max(abs(r), tiny)) if r != 0 else abs(g)
                 errors.append((err, case.param_names[i], zv, pv, g, float(r)))
     return errors
 
@@ -45,7 +51,8 @@ def test_implicit_gradient_matches_mpmath(case, dtype, backend):
     errors = relative_errors(case, dtype)
     assert len(errors) >= 10
     worst = max(errors, key=lambda e: e[0])
-    assert worst[0] <= TOL[dtype], f"worst point (err, param, z, params, got, ref): {worst}"
+    tol = (case.tol or {}).get(dtype, (TOL_SPECIAL if case.special else TOL)[dtype])
+    assert worst[0] <= tol, f"worst point (err, param, z, params, got, ref): {worst}"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kink is not None], ids=lambda c: c.name)
