@@ -88,7 +88,9 @@ def _one_minus_exp(node: sp.Basic):
     return None
 
 
-def _erf_to_ndtr(node: sp.Basic):
+def _constant_plus_term(node: sp.Basic, rewrite) -> sp.Basic | None:
+    """For node = c + coef*f + rest (c a nonzero number): rewrite(c, coef, f) gives a
+    replacement for c + coef*f, or None to look at the next term."""
     if not isinstance(node, sp.Add):
         return None
     c, terms = _split_add(node)
@@ -96,12 +98,20 @@ def _erf_to_ndtr(node: sp.Basic):
         return None
     for i, t in enumerate(terms):
         coef, f = t.as_coeff_Mul()
-        if isinstance(f, sp.erf) and coef in (c, -c):
-            a = f.args[0]
-            arg = sp.sqrt(2) * a if coef == c else -sp.sqrt(2) * a
-            rest = terms[:i] + terms[i + 1 :]
-            return 2 * c * ndtr(arg) + sp.Add(*rest)
+        new = rewrite(c, coef, f)
+        if new is not None:
+            return new + sp.Add(*terms[:i], *terms[i + 1 :])
     return None
+
+
+def _erf_to_ndtr(node: sp.Basic):
+    def rewrite(c, coef, f):
+        if isinstance(f, sp.erf) and coef in (c, -c):
+            sign = 1 if coef == c else -1
+            return 2 * c * ndtr(sign * sp.sqrt(2) * f.args[0])
+        return None
+
+    return _constant_plus_term(node, rewrite)
 
 
 def _log_rules(node: sp.Basic):
@@ -170,13 +180,6 @@ def _sigmoid_rules(node: sp.Basic):
                 ):
                     rest = [h for m, h in enumerate(factors) if m not in (i, j)]
                     return sigmoid(t) * base ** (k - 1) * sp.Mul(*rest)
-    if isinstance(node, sp.Add):
-        c, terms = _split_add(node)
-        for i, t in enumerate(terms):
-            coef, f = t.as_coeff_Mul()
-            if c != 0 and isinstance(f, sigmoid) and coef == -c:
-                rest = terms[:i] + terms[i + 1 :]
-                return c * sigmoid(-f.args[0]) + sp.Add(*rest)
     if isinstance(node, sp.log) and isinstance(node.args[0], sigmoid):
         return -softplus(-node.args[0].args[0])
     return None
@@ -188,22 +191,18 @@ COMPLEMENTS: dict[type, Callable[..., sp.Expr]] = {
     gammaincc: lambda a, x: gammainc(a, x),
     betainc: lambda a, b, x, y: betainc(b, a, y, x),
     ndtr: lambda x: ndtr(-x),
+    sigmoid: lambda x: sigmoid(-x),
     student_t_cdf: lambda df, t: student_t_cdf(df, -t),
 }
 
 
 def _complement_rules(node: sp.Basic):
-    if not isinstance(node, sp.Add):
-        return None
-    c, terms = _split_add(node)
-    if c == 0:
-        return None
-    for i, t in enumerate(terms):
-        coef, f = t.as_coeff_Mul()
+    def rewrite(c, coef, f):
         if coef == -c and type(f) in COMPLEMENTS:
-            rest = terms[:i] + terms[i + 1 :]
-            return c * COMPLEMENTS[type(f)](*f.args) + sp.Add(*rest)
-    return None
+            return c * COMPLEMENTS[type(f)](*f.args)
+        return None
+
+    return _constant_plus_term(node, rewrite)
 
 
 RULES: tuple[Callable[[sp.Basic], sp.Basic | None], ...] = (
