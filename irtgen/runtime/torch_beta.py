@@ -4,28 +4,33 @@ gradient ratios, in torch.
 The same algorithm as irtgen.runtime.triton_beta, written with torch tensors for the CPU path.
 Arguments broadcast; float32 and float64 inputs are computed in float64 and rounded once. Every
 function takes y = 1 - x from the caller besides x: the smaller of the two carries the
-information (for x <= 1/2 the code uses x and 1 - x, otherwise 1 - y and y).
+information (x <= 1/2: x and 1 - x are used, else 1 - y and y).
 
-With r = a + b, mu = a/r, rho = ab/r, d = x r - a = x b - y a (computed with an exact product)
-and the log prefactor P = x^a y^b / B(a, b):
+With r = a + b, mu = a/r, rho = ab/r and d = x r - a = x b - y a (an exact product and sum):
 
-* log P = E + log(rho/(2 pi))/2 - (w(a) + w(b) - w(r)), with E = a log1pmx(d/a) + b log1pmx(-d/b)
-  and w the Stirling remainder lgamma(z) - (z - 1/2) log z + z - log(2 pi)/2. Nothing cancels
-  for large a and b near the mode (a log(x/mu) + b log(y/(1-mu)) would lose ~log10(a) digits).
-* I_x(a, b) is evaluated for x <= mu (else 1 - I_y(b, a), the ratios swapped and negated):
-  - Temme's uniform expansion (DLMF 8.18.10-11) for rho >= TEMME_RHO_MIN and |xi| <= TEMME_XI_MAX,
-    xi = -sqrt(-2E/rho): I = erfc(sqrt(-E))/2 - P sum_k G_k(xi) rho^-(k+1). The ratios come from
-    the same expansion of dI/da = int_0^x (log t - psi(a) + psi(r)) t^(a-1) (1-t)^(b-1) dt / B,
-    whose erfc term vanishes (the integral over (0, 1) is zero), so the density cancels exactly.
-  - the power series for b x <= 1 and x <= 0.95 (DLMF 8.17.7),
-  - otherwise the continued fraction DLMF 8.17.22 (modified Lentz), with forward-mode derivatives
-    of its partial numerators in a and b (Boik and Robison-Cox 1998).
-  The ratios (dI/da)/(dI/dx) and (dI/db)/(dI/dx) divide the prefactor out analytically: with
-  I = f F (f = dI/dx), the ratio is dF/da + F dlog f/da, and F has no prefactor.
-* Near x = 1 with a small b (I close to 1 - x^-b ...): see _complement_series.
+* log P = log(x^a y^b / B(a, b)) = E + log(rho/(2 pi))/2 - (w(a) + w(b) - w(r)), where
+  E = a log(x/mu) + b log(y/(1-mu)) = a log1pmx(d/a) + b log1pmx(-d/b) <= 0 and w is the
+  Stirling remainder lgamma(z) - (z - 1/2) log z + z - log(2 pi)/2. Nothing cancels for large a, b
+  near the mode, where the terms of a log x + b log y - log B(a, b) are ~10^5 times the result.
+* Regimes (I = 1 - I_y(b, a) where the method runs on the mirror image; ratios swap and negate):
+  - Temme's uniform expansion (DLMF 8.18) for rho >= TEMME_RHO_MIN and |xi| <= TEMME_XI_MAX,
+    xi = -sqrt(-2E/rho), oriented x <= mu: I = erfc(sqrt(-E))/2 - P sum_k G_k(xi) rho^-(k+1). The
+    ratios come from the same expansion applied to dI/da = int_0^x (log t - psi(a) + psi(r))
+    t^(a-1) (1-t)^(b-1) dt / B(a, b), whose erfc term vanishes (the integral over (0, 1) is 0).
+  - the power series x^a/B sum (1-b)_n x^n/(n! (a+n)) (DLMF 8.17.7) for x <= 0.7 and b x <= 1
+    (b x <= 1.5 when a <= 1/2), or that of I_y(b, a) under the mirrored conditions; there, for
+    b <= 1/2, 1 - I_y(b, a) = -expm1(log I_y(b, a)) with every term of the log O(b).
+  - otherwise the continued fraction DLMF 8.17.22 in its even contraction, for x <= (a+1)/(a+b+2)
+    or the mirror image, written so that 1 + d_(2m+1) never cancels (see _continued_fraction),
+    with forward-mode derivatives of its partial numerators in a and b (as Boik and Robison-Cox
+    1998 do for the plain fraction).
+* The ratios (dI/da)/(dI/dx), (dI/db)/(dI/dx) never form the density: with I = f F, f = dI/dx,
+  ratio = dF/da + F dlog f/da, and F (series or fraction over f) has no prefactor; the digamma
+  differences in dlog f/da come from chi(z) - chi(z + t), chi = log - psi, without cancellation.
 
-Iterations are capped at MAX_ITER; an element that does not converge gives NaN. Invalid
-arguments (a, b <= 0 or infinite, x or y outside [0, 1], NaN) give NaN.
+Every lane needs at most ~110 terms (series at x = 0.7, or the fraction next to mu at
+rho ~ 2000); iterations are capped at MAX_ITER and an element that does not converge gives NaN.
+Invalid arguments (a, b <= 0 or infinite, x or y outside [0, 1], NaN) give NaN.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ import math
 
 import torch
 
-MAX_ITER = 300  # series and continued-fraction terms; the regimes need at most ~200
-TEMME_RHO_MIN = 2000.0  # Temme's expansion for ab/(a+b) >= this (the fraction needs < 200 terms)
+MAX_ITER = 300  # series terms / contracted fraction steps; the regimes need at most ~110
+TEMME_RHO_MIN = 2000.0  # Temme's expansion for ab/(a+b) >= this (below, the fraction is fast)
 TEMME_XI_MAX = 0.1  # and |xi| <= this (the Maclaurin tables below are cut for it)
 _EPS = 1e-17  # convergence tolerance of series and continued fraction
 _LOG_2PI = 1.8378770664093455
@@ -409,42 +414,48 @@ def _deviation(a, b, x, y):
 
 
 class _Pre:
-    """Shared pieces for a, b > 0 and 0 < x, y < 1 (float64 tensors, one shape)."""
+    """Shared pieces for a, b > 0 and 0 < x, y < 1 (float64 tensors of one shape): d, u = x/mu - 1,
+    v = y/(1-mu) - 1, log x, log y, log(x/mu), log(y/(1-mu)), E and log P (module docstring), and
+    with need_chi the digamma differences chi(a) - chi(r), chi(b) - chi(r), chi = log - psi."""
 
-    def __init__(self, a, b, x, y):
+    def __init__(self, a, b, x, y, need_chi=True):
         self.r = a + b
         self.rho = a * b / self.r
         self.d = _deviation(a, b, x, y)
-        self.u = self.d / a  # x/mu - 1
-        self.v = -self.d / b  # y/(1-mu) - 1
+        self.u = self.d / a
+        self.v = -self.d / b
         # log x and log y from the smaller of the two (the larger one is 1 - it, rounded)
         self.log_x = torch.where(x <= y, torch.log(x), torch.log1p(-y))
         self.log_y = torch.where(y < x, torch.log(y), torch.log1p(-x))
+        # log1p(u) is accurate while 1 + u = x/mu is not small (u is: d is exact)
         lx = self.log_x + torch.log1p(b / a)
         ly = self.log_y + torch.log1p(a / b)
-        # log1p(u) is accurate while 1 + u = x/mu is not small (u is, d being exact)
-        self.lxm = torch.where(self.u >= -0.9, torch.log1p(self.u), lx)  # log(x/mu)
-        self.lym = torch.where(self.v >= -0.9, torch.log1p(self.v), ly)  # log(y/(1-mu))
+        self.lxm = torch.where(self.u >= -0.9, torch.log1p(self.u), lx)
+        self.lym = torch.where(self.v >= -0.9, torch.log1p(self.v), ly)
+        # a u + b v = 0 exactly, so E = a (log(x/mu) - u) + b (log(y/(1-mu)) - v)
         ea = torch.where((self.u >= -0.5) & (self.u <= 1.0), _log1pmx(self.u), self.lxm - self.u)
         eb = torch.where((self.v >= -0.5) & (self.v <= 1.0), _log1pmx(self.v), self.lym - self.v)
-        # a u + b v = 0 exactly, so E = a log(x/mu) + b log(y/(1-mu)) = a (.. - u) + b (.. - v)
         self.E = torch.clamp_max(a * ea + b * eb, 0.0)
-        self.dw = _stirlerr(a) + _stirlerr(b) - _stirlerr(self.r)
-        self.log_p = self.E + 0.5 * (torch.log(self.rho) - _LOG_2PI) - self.dw
-        self.ca = _chi_diff(a, b)  # (log a - psi(a)) - (log r - psi(r))
-        self.cb = _chi_diff(b, a)
+        dw = _stirlerr(a) + _stirlerr(b) - _stirlerr(self.r)
+        self.log_p = self.E + 0.5 * (torch.log(self.rho) - _LOG_2PI) - dw
+        if need_chi:
+            self.ca = _chi_diff(a, b)
+            self.cb = _chi_diff(b, a)
 
 
-# -- the three methods, for x <= mu -----------------------------------------------------------
+# -- the three methods ----------------------------------------------------------------------
 
 
-def _temme(a, b, x, y, pre, need_grad):
-    """Temme's uniform expansion; returns I, ratio_a, ratio_b for x <= mu, rho >= RHO_MIN."""
-    r, rho = pre.r, pre.rho
-    w = torch.sqrt(-pre.E)
-    xi = -w * math.sqrt(2.0) / torch.sqrt(rho)
-    nu = (b - a) / r
-    z = 1.0 / rho
+def _mult(k: int, j: int) -> float:
+    """m_kj = prod_(i<k) (j + 2 + 2i)."""
+    m = 1.0
+    for i in range(k):
+        m *= j + 2 + 2 * i
+    return m
+
+
+def _temme_g(xi, nu, z):
+    """sum_k z^(k+1) sum_j G_k[j] xi^j, G_k[j] = m_kj h_(j+1+2k)(nu)."""
     nu2 = nu * nu
     # h_n has the parity of n: a polynomial in nu^2, times nu for odd n
     h = [_horner(c[n % 2 :: 2], nu2) * (nu if n % 2 else 1.0) for n, c in enumerate(_TEMME_H)]
@@ -454,41 +465,50 @@ def _temme(a, b, x, y, pre, need_grad):
         for j in range(TEMME_G_TERMS[k] - 1, -1, -1):
             sk = sk * xi + _mult(k, j) * h[j + 1 + 2 * k]
         sg = (sg + sk) * z
-    value = 0.5 * torch.special.erfc(w) - torch.exp(pre.log_p) * sg
-    if not need_grad:
-        return value, None, None, None
-    la = torch.zeros_like(xi)
-    lb = torch.zeros_like(xi)
+    return sg
+
+
+def _temme_l(xi, nu, z):
+    """sum_(k>=1) z^k sum_j L_k[j] xi^j, L_k[j] = m_kj l_(j+1+2k)(nu), and the same for the
+    mirror image L_b(xi; nu) = -L_a(-xi; -nu) (a <-> b)."""
+    nu2 = nu * nu
+    sa = torch.zeros_like(xi)
+    sb = torch.zeros_like(xi)
     for k in range(len(TEMME_L_TERMS) - 1, 0, -1):
-        ska = torch.zeros_like(xi)
-        skb = torch.zeros_like(xi)
+        ta = torch.zeros_like(xi)
+        tb = torch.zeros_like(xi)
         for j in range(TEMME_L_TERMS[k] - 1, -1, -1):
             c = _TEMME_L[j + 1 + 2 * k]
             even = _horner(c[0::2], nu2)
             odd = nu * _horner(c[1::2], nu2)
             m = _mult(k, j)
-            ska = ska * xi + m * (even + odd)
-            # L_b(xi; nu) = -L_a(-xi; -nu), the mirror image under a <-> b
-            skb = skb * xi - m * (even - odd) * (-1.0) ** j
-        la = (la + ska) * z
-        lb = (lb + skb) * z
+            ta = ta * xi + m * (even + odd)
+            tb = tb * xi - m * (even - odd) * (-1.0) ** j
+        sa = (sa + ta) * z
+        sb = (sb + tb) * z
+    return sa, sb
+
+
+def _temme(a, b, x, y, pre, need_grad):
+    """Temme's expansion: I, ratio_a, ratio_b (and None) for x <= mu, rho >= TEMME_RHO_MIN."""
+    r, rho = pre.r, pre.rho
+    w = torch.sqrt(-pre.E)
+    xi = -w * math.sqrt(2.0) / torch.sqrt(rho)
+    nu = (b - a) / r
+    z = 1.0 / rho
+    sg = _temme_g(xi, nu, z)
+    value = 0.5 * torch.special.erfc(w) - torch.exp(pre.log_p) * sg
+    if not need_grad:
+        return value, None, None, None
+    sa, sb = _temme_l(xi, nu, z)
     # the k = 0 terms in closed form: (1 - mu) log(1 + u)/u and -mu log(1 + v)/v
     one = torch.ones_like(xi)
     la0 = torch.where(pre.u == 0, one, pre.lxm / pre.u) * (b / r)
     lb0 = -torch.where(pre.v == 0, one, pre.lym / pre.v) * (a / r)
-    la = (la + la0) * z
-    lb = (lb + lb0) * z
     xy = x * y
-    ratio_a = -xy * (pre.ca * sg + la)
-    ratio_b = -xy * (pre.cb * sg + lb)
+    ratio_a = -xy * (pre.ca * sg + (sa + la0) * z)
+    ratio_b = -xy * (pre.cb * sg + (sb + lb0) * z)
     return value, ratio_a, ratio_b, None
-
-
-def _mult(k: int, j: int) -> float:
-    m = 1.0
-    for i in range(k):
-        m *= j + 2 + 2 * i
-    return m
 
 
 def _series(a, b, x, y, pre, need_grad):
@@ -530,18 +550,17 @@ def _series(a, b, x, y, pre, need_grad):
     log_value = a * pre.log_x - log_ab + torch.log1p(a * s1)
     if not need_grad:
         return value, None, None, log_value
-    # psi(r) - psi(a + 1) and psi(r) - psi(b) as log ratios plus (log z - psi(z)) terms
-    # m = log x - psi(a + 1) + psi(a + b), chi(a+1) - chi(a+b) taken in the right direction
+    # m = log x - psi(a + 1) + psi(a + b) and psi(a + b) - psi(b) as log ratios plus chi
+    # differences (chi(a+1) - chi(a+b) taken in the direction of increasing argument)
     one = torch.ones_like(b)
     chi_up = _chi_diff(a + 1.0, torch.clamp_min(b - 1.0, 0.0))
     chi_down = -_chi_diff(torch.where(b < 1.0, pre.r, one), torch.clamp_min(1.0 - b, 0.0))
     m = pre.log_x + torch.log1p((b - 1.0) / (a + 1.0)) + torch.where(b >= 1.0, chi_up, chi_down)
     psi_rb = torch.log1p(a / b) + pre.cb
     scale = x * torch.exp((1.0 - b) * ly)
-    ratio_a = scale * (m * s + t / a)
-    ratio_b = scale * (sb + s * psi_rb)
-    ratio_a = torch.where(ok, ratio_a, math.nan)
-    return value, ratio_a, torch.where(ok, ratio_b, math.nan), log_value
+    ratio_a = torch.where(ok, scale * (m * s + t / a), math.nan)
+    ratio_b = torch.where(ok, scale * (sb + s * psi_rb), math.nan)
+    return value, ratio_a, ratio_b, log_value
 
 
 def _cf_term(a, b, x, n: int):
@@ -577,8 +596,9 @@ def _continued_fraction(a, b, x, y, pre, need_grad):
     d2, d2a, d2b = _cf_term(a, b, x, 2)
     d3, d3a, d3b = _cf_term(a, b, x, 3)
     w0, w0a, w0b = _cf_one_plus_odd(a, b, x, y, d, 0)
-    la = pre.lxm + pre.ca - 1.0 / a  # the ratio brackets are K'/K + la and K'/K + lb
-    lb = pre.lym + pre.cb
+    if need_grad:  # the ratio brackets are d log K/da + la and d log K/db + lb
+        la = pre.lxm + pre.ca - 1.0 / a
+        lb = pre.lym + pre.cb
 
     def brackets(f, ga, gb):
         t = d2 * d3 / f
@@ -664,48 +684,46 @@ def _subset(mask, *ts):
     return [t[mask] for t in ts]
 
 
-def _core(a, b, x, y, need_grad):
-    """I_x(a, b) and both ratios for valid a, b > 0, 0 < x, y < 1 (flat float64 tensors)."""
-    # the smaller of x, y is the exact one
-    xs = x <= y
-    x = torch.where(xs, x, 1.0 - y)
-    y = torch.where(xs, 1.0 - x, y)
-    d = _deviation(a, b, x, y)
+def _regimes(a, b, x, y):
+    """Method masks for valid a, b > 0, 0 < x, y < 1 with x or y exact (the smaller one) and the
+    other its complement: temme, series, fraction, and swap (the method runs on I_y(b, a))."""
     r = a + b
     rho = a * b / r
-    # Temme: xi^2 = -2E/rho, E as in _Pre (evaluated below on the subset only)
+    d = _deviation(a, b, x, y)
     big = rho >= TEMME_RHO_MIN
     temme = torch.zeros_like(big)
     if bool(big.any()):
-        sub = _Pre(*_subset(big, a, b, x, y))
-        temme[big] = -2.0 * sub.E <= TEMME_XI_MAX**2 * sub.rho
-    # Power series for b x <= 1, x <= 0.7 (<= ~110 terms, terms within a factor e of the sum);
-    # for a <= 1/2 up to b x <= 1.5, where the fraction would be slow (the incomplete-gamma limit
-    # P(a, bx)) and the series is still accurate. The same for I_y(b, a).
+        sub = _Pre(*_subset(big, a, b, x, y), need_chi=False)
+        temme[big] = -2.0 * sub.E <= TEMME_XI_MAX**2 * sub.rho  # |xi| <= XI_MAX
+    # series: terms within a factor ~e of the sum and <= ~110 of them; for a <= 1/2 up to
+    # b x <= 1.5, where the fraction is slow (the incomplete-gamma limit P(a, b x))
     ser_d = ~temme & (x <= 0.7) & ((b * x <= 1.0) | ((a <= 0.5) & (b * x <= 1.5)))
     ser_s = ~temme & ~ser_d & (y <= 0.7) & ((a * y <= 1.0) | ((b <= 0.5) & (a * y <= 1.5)))
-    cf = ~temme & ~ser_d & ~ser_s
-    # The fraction converges for x < (a+1)/(a+b+2), else for the mirror image.
-    cf_swap = x * (r + 2.0) > a + 1.0
-    swap = (temme & (d > 0)) | ser_s | (cf & cf_swap)
-    A, B = torch.where(swap, b, a), torch.where(swap, a, b)
-    X, Y = torch.where(swap, y, x), torch.where(swap, x, y)
+    fraction = ~temme & ~ser_d & ~ser_s
+    swap = (temme & (d > 0)) | ser_s | (fraction & (x * (r + 2.0) > a + 1.0))
+    return temme, ser_d | ser_s, fraction, swap
+
+
+def _core(a, b, x, y, need_grad):
+    """I_x(a, b) and both ratios for valid a, b > 0, 0 < x, y < 1 (flat float64 tensors)."""
+    small_x = x <= y
+    x = torch.where(small_x, x, 1.0 - y)
+    y = torch.where(small_x, 1.0 - x, y)
+    temme, series, fraction, swap = _regimes(a, b, x, y)
+    a, b = torch.where(swap, b, a), torch.where(swap, a, b)
+    x, y = torch.where(swap, y, x), torch.where(swap, x, y)
     value = torch.full_like(x, math.nan)
     ra = torch.full_like(x, math.nan)
     rb = torch.full_like(x, math.nan)
-    series = ser_d | ser_s
-    for mask, method in ((temme, _temme), (series, _series), (cf, _continued_fraction)):
+    for mask, method in ((temme, _temme), (series, _series), (fraction, _continued_fraction)):
         if not bool(mask.any()):
             continue
-        sa, sb_, sx, sy = _subset(mask, A, B, X, Y)
-        spre = _Pre(sa, sb_, sx, sy)
-        v, r1, r2, logv = method(sa, sb_, sx, sy, spre, need_grad)
-        if logv is not None:
-            # 1 - I_y(b, a) from log I_y(b, a), whose terms are all small for b <= 1/2
-            comp = torch.where(sa <= 0.5, -torch.expm1(logv), 1.0 - v)
-            comp = torch.where(torch.isnan(v), v, comp)
-        else:
-            comp = 1.0 - v
+        sa, sb, sx, sy = _subset(mask, a, b, x, y)
+        v, r1, r2, log_v = method(sa, sb, sx, sy, _Pre(sa, sb, sx, sy, need_grad), need_grad)
+        comp = 1.0 - v
+        if log_v is not None:
+            # 1 - I_y(b, a) from log I_y(b, a), whose terms are all O(b) for b <= 1/2
+            comp = torch.where((sa <= 0.5) & ~torch.isnan(v), -torch.expm1(log_v), comp)
         value[mask] = torch.where(swap[mask], comp, v)
         if need_grad:
             ra[mask] = torch.where(swap[mask], -r2, r1)
@@ -767,7 +785,7 @@ def log_beta_density(a, b, x, y) -> torch.Tensor:
     ys = torch.where(inner, y, 0.5 * one)
     small = xs <= ys
     xs, ys = torch.where(small, xs, 1.0 - ys), torch.where(small, 1.0 - xs, ys)
-    pre = _Pre(aa, bb, xs, ys)
+    pre = _Pre(aa, bb, xs, ys, need_chi=False)
     out = pre.log_p - pre.log_x - pre.log_y
     out = torch.where(inner, out, math.nan)
     # at x = 0 the density is x^(a-1)/B(a, b): inf, b (a = 1) or 0; likewise at y = 0 with b

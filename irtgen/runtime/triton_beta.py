@@ -214,23 +214,27 @@ def _log_prefactor(a, b, e):
 
 
 @triton.jit
-def _temme(a, b, x, y, u, v, lxm, lym, e, log_p, ca, cb):
-    """Temme's uniform expansion (I, ratio_a, ratio_b) for x <= mu, ab/(a+b) >= 2000."""
+def _temme(a, b, x, y, u, v, lxm, lym, e, log_p, ca, cb, NEED_GRAD: tl.constexpr):
+    """Temme's expansion (I, ratio_a, ratio_b) for x <= mu, ab/(a+b) >= TEMME_RHO_MIN."""
     r = a + b
     rho = a * b / r
     w = tl.sqrt(-e)
     xi = -w * 1.4142135623730951 / tl.sqrt(rho)
     nu = (b - a) / r
     z = 1.0 / rho
-    sg, sa, sb = _temme_sums(xi, nu, z)
+    sg = _temme_g(xi, nu, z)
     value = 0.5 * tlm.erfc(w) - tl.exp(log_p) * sg
-    # the k = 0 terms in closed form: (1 - mu) log(1 + u)/u and -mu log(1 + v)/v
-    la0 = tl.where(u == 0.0, 1.0, lxm / tl.where(u == 0.0, 1.0, u)) * (b / r)
-    lb0 = -tl.where(v == 0.0, 1.0, lym / tl.where(v == 0.0, 1.0, v)) * (a / r)
-    la = (sa + la0) * z
-    lb = (sb + lb0) * z
-    xy = x * y
-    return value, -xy * (ca * sg + la), -xy * (cb * sg + lb)
+    ratio_a = value
+    ratio_b = value
+    if NEED_GRAD:
+        sa, sb = _temme_l(xi, nu, z)
+        # the k = 0 terms in closed form: (1 - mu) log(1 + u)/u and -mu log(1 + v)/v
+        la0 = tl.where(u == 0.0, 1.0, lxm / tl.where(u == 0.0, 1.0, u)) * (b / r)
+        lb0 = -tl.where(v == 0.0, 1.0, lym / tl.where(v == 0.0, 1.0, v)) * (a / r)
+        xy = x * y
+        ratio_a = -xy * (ca * sg + (sa + la0) * z)
+        ratio_b = -xy * (cb * sg + (sb + lb0) * z)
+    return value, ratio_a, ratio_b
 
 
 @triton.jit
@@ -272,7 +276,8 @@ def _series(a, b, x, y, log_x, log_y, log_p, cb, act, NEED_GRAD: tl.constexpr):
     ratio_a = value
     ratio_b = value
     if NEED_GRAD:
-        # m = log x - psi(a + 1) + psi(a + b), chi(a+1) - chi(a+b) taken in the right direction
+        # m = log x - psi(a + 1) + psi(a + b) and psi(a + b) - psi(b) as log ratios plus chi
+        # differences (chi(a+1) - chi(a+b) taken in the direction of increasing argument)
         chi_up = _chi_diff(a + 1.0, tl.maximum(b - 1.0, 0.0))
         chi_down = -_chi_diff(tl.where(b < 1.0, a + b, 1.0), tl.maximum(1.0 - b, 0.0))
         m = log_x + tlm.log1p((b - 1.0) / (a + 1.0)) + tl.where(b >= 1.0, chi_up, chi_down)
@@ -443,8 +448,12 @@ def _betainc_core(a_in, b_in, x_in, y_in, WANT: tl.constexpr):
     lxm = tl.where(swap, lym0, lxm0)
     lym = tl.where(swap, lxm0, lym0)
     log_p = _log_prefactor(aa, bb, e)
-    ca = _chi_diff(aa, bb)  # chi(a) - chi(a + b), chi(z) = log z - psi(z)
-    cb = _chi_diff(bb, aa)
+    if WANT > 0:
+        ca = _chi_diff(aa, bb)  # chi(a) - chi(a + b), chi(z) = log z - psi(z)
+        cb = _chi_diff(bb, aa)
+    else:
+        ca = x * 0.0
+        cb = ca
     value = x * 0.0
     ra = value
     rb = value
@@ -467,7 +476,7 @@ def _betainc_core(a_in, b_in, x_in, y_in, WANT: tl.constexpr):
         rb = tl.where(cf, crb, rb)
         failed = failed | (cf & c_failed)
     if tl.max(temme.to(tl.int32)) > 0:
-        tv, tra, trb = _temme(aa, bb, xx, yy, u, v, lxm, lym, e, log_p, ca, cb)
+        tv, tra, trb = _temme(aa, bb, xx, yy, u, v, lxm, lym, e, log_p, ca, cb, WANT > 0)
         value = tl.where(temme, tv, value)
         ra = tl.where(temme, tra, ra)
         rb = tl.where(temme, trb, rb)
@@ -560,15 +569,13 @@ def betainc_db_ratio(a, b, x, y):
     return _betainc_core(a, b, x, y, 2)
 
 
-# -- Temme's sums, unrolled ------------------------------------------------------------------
+# -- Temme's sums, unrolled by tools/render_beta_temme.py --------------------------------------
 
 
 @triton.jit
-def _temme_sums(xi, nu, z):
-    """Temme sums for I_x(a, b): sg = sum_k z^(k+1) sum_j G_k[j] xi^j and, without the
-    closed-form k = 0 terms, sa = sum_(k>=1) z^k sum_j L_k[j] xi^j and the mirror image
-    sb (L_b(xi; nu) = -L_a(-xi; -nu)). The numbers are irtgen.runtime.torch_beta's tables
-    _TEMME_H, _TEMME_L unrolled (the interpreter cannot loop over float tables)."""
+def _temme_g(xi, nu, z):
+    """sum_k z^(k+1) sum_j G_k[j] xi^j with G_k[j] = m_kj h_(j+1+2k)(nu): torch_beta._TEMME_H
+    unrolled (the interpreter cannot loop over float tables)."""
     nu2 = nu * nu
     h1 = nu * -0.3333333333333333
     h2 = nu2 * 0.020833333333333332 + 0.0625
@@ -600,6 +607,46 @@ def _temme_sums(xi, nu, z):
     h10 = h10 * nu2 + 2.513280631293075e-07
     h10 = h10 * nu2 + 5.235441327545558e-07
     h10 = h10 * nu2 + 5.0332811143663194e-08
+    s = h9 * 192.0
+    s = s * xi + h8 * 105.0
+    s = s * xi + h7 * 48.0
+    sg = s * z
+    s = h10 * 63.0
+    s = s * xi + h9 * 48.0
+    s = s * xi + h8 * 35.0
+    s = s * xi + h7 * 24.0
+    s = s * xi + h6 * 15.0
+    s = s * xi + h5 * 8.0
+    sg = (sg + s) * z
+    s = h10 * 9.0
+    s = s * xi + h9 * 8.0
+    s = s * xi + h8 * 7.0
+    s = s * xi + h7 * 6.0
+    s = s * xi + h6 * 5.0
+    s = s * xi + h5 * 4.0
+    s = s * xi + h4 * 3.0
+    s = s * xi + h3 * 2.0
+    sg = (sg + s) * z
+    s = h10 * 1.0
+    s = s * xi + h9 * 1.0
+    s = s * xi + h8 * 1.0
+    s = s * xi + h7 * 1.0
+    s = s * xi + h6 * 1.0
+    s = s * xi + h5 * 1.0
+    s = s * xi + h4 * 1.0
+    s = s * xi + h3 * 1.0
+    s = s * xi + h2 * 1.0
+    s = s * xi + h1 * 1.0
+    sg = (sg + s) * z
+    return sg
+
+
+@triton.jit
+def _temme_l(xi, nu, z):
+    """sum_(k>=1) z^k sum_j L_k[j] xi^j, L_k[j] = m_kj l_(j+1+2k)(nu), and its mirror image
+    L_b(xi; nu) = -L_a(-xi; -nu): torch_beta._TEMME_L unrolled, split into even and odd parts
+    in nu."""
+    nu2 = nu * nu
     le3 = nu2 * 0.041666666666666664 + 0.041666666666666664
     lo3 = nu * 0.08333333333333333
     le4 = nu2 * 0.0008680555555555555 - 0.013888888888888888
@@ -662,37 +709,6 @@ def _temme_sums(xi, nu, z):
     lo11 = lo11 * nu2 + 3.0093845198011864e-07
     lo11 = lo11 * nu2 + 1.0568858225108225e-07
     lo11 = lo11 * nu
-    s = h9 * 192.0
-    s = s * xi + h8 * 105.0
-    s = s * xi + h7 * 48.0
-    sg = s * z
-    s = h10 * 63.0
-    s = s * xi + h9 * 48.0
-    s = s * xi + h8 * 35.0
-    s = s * xi + h7 * 24.0
-    s = s * xi + h6 * 15.0
-    s = s * xi + h5 * 8.0
-    sg = (sg + s) * z
-    s = h10 * 9.0
-    s = s * xi + h9 * 8.0
-    s = s * xi + h8 * 7.0
-    s = s * xi + h7 * 6.0
-    s = s * xi + h6 * 5.0
-    s = s * xi + h5 * 4.0
-    s = s * xi + h4 * 3.0
-    s = s * xi + h3 * 2.0
-    sg = (sg + s) * z
-    s = h10 * 1.0
-    s = s * xi + h9 * 1.0
-    s = s * xi + h8 * 1.0
-    s = s * xi + h7 * 1.0
-    s = s * xi + h6 * 1.0
-    s = s * xi + h5 * 1.0
-    s = s * xi + h4 * 1.0
-    s = s * xi + h3 * 1.0
-    s = s * xi + h2 * 1.0
-    s = s * xi + h1 * 1.0
-    sg = (sg + s) * z
     ta = (le9 + lo9) * 384.0
     tb = (le9 - lo9) * -384.0
     sa = ta * z
@@ -743,4 +759,4 @@ def _temme_sums(xi, nu, z):
     tb = tb * xi + (le3 - lo3) * -2.0
     sa = (sa + ta) * z
     sb = (sb + tb) * z
-    return sg, sa, sb
+    return sa, sb

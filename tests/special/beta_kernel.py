@@ -1,7 +1,8 @@
-"""A test kernel that applies irtgen.runtime.triton_beta's functions elementwise.
+"""Test kernels for irtgen.runtime.triton_beta.
 
-It works on 2-D tiles (ROWS x BLOCK/ROWS), as the generated gradient kernels do, so the per-lane
-loops run on a block of rank 2; all five functions come from one launch."""
+beta_kernel applies the five public functions elementwise, on 2-D tiles (ROWS x BLOCK/ROWS) as
+the generated gradient kernels do, so the per-lane loops run on a block of rank 2; temme_kernel
+evaluates the unrolled Temme sums, to check them against torch_beta's tables."""
 
 from __future__ import annotations
 
@@ -44,6 +45,27 @@ def beta_kernel(
     tl.store(rb_ptr + offs, tb.betainc_db_ratio(a, b, x, y), mask=m)
     tl.store(ld_ptr + offs, tb.log_beta_density(a, b, x, y), mask=m)
     tl.store(bl_ptr + offs, tb.betaln(a, b), mask=m)
+
+
+@triton.jit
+def temme_kernel(xi_ptr, nu_ptr, z_ptr, g_ptr, la_ptr, lb_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    xi = tl.load(xi_ptr + offs, mask=m, other=0.0)
+    nu = tl.load(nu_ptr + offs, mask=m, other=0.0)
+    z = tl.load(z_ptr + offs, mask=m, other=0.0)
+    sa, sb = tb._temme_l(xi, nu, z)
+    tl.store(g_ptr + offs, tb._temme_g(xi, nu, z), mask=m)
+    tl.store(la_ptr + offs, sa, mask=m)
+    tl.store(lb_ptr + offs, sb, mask=m)
+
+
+def temme_sums(xi, nu, z) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """triton_beta's (_temme_g, *_temme_l) at float64 (xi, nu, z), one launch."""
+    xi, nu, z = (t.contiguous() for t in torch.broadcast_tensors(xi, nu, z))
+    out = [torch.empty_like(xi) for _ in range(3)]
+    temme_kernel[(triton.cdiv(xi.numel(), BLOCK),)](xi, nu, z, *out, xi.numel(), BLOCK=BLOCK)
+    return tuple(out)
 
 
 def beta_functions(a, b, x, y) -> dict[str, torch.Tensor]:
