@@ -39,6 +39,8 @@ import math
 
 import torch
 
+from irtgen.runtime.torch_math import atanh_series, log1pmx
+
 MAX_ITER = 300  # series terms / contracted fraction steps; the regimes need at most ~110
 TEMME_RHO_MIN = 2000.0  # Temme's expansion for ab/(a+b) >= this (below, the fraction is fast)
 TEMME_XI_MAX = 0.1  # and |xi| <= this (the Maclaurin tables below are cut for it)
@@ -270,14 +272,6 @@ def _stirling_series(z: torch.Tensor) -> torch.Tensor:
     return r * _horner(_STIRLING, r * r)
 
 
-def _atanh_series(u2: torch.Tensor) -> torch.Tensor:
-    """sum_j u2^j/(2j + 3), j = 0..18: (atanh(u) - u)/u^3 for u^2 = u2 <= 1/9."""
-    s = torch.full_like(u2, 1.0 / 39.0)
-    for j in range(17, -1, -1):
-        s = s * u2 + 1.0 / (2 * j + 3)
-    return s
-
-
 def _stirlerr(z: torch.Tensor) -> torch.Tensor:
     """w(z) = lgamma(z) - (z - 1/2) log z + z - log(2 pi)/2 for z > 0: the recurrence
     w(z) = w(z + 1) + (z + 1/2) log1p(1/z) - 1 lifts z to >= 10 (for z >= 1 the step is
@@ -286,7 +280,7 @@ def _stirlerr(z: torch.Tensor) -> torch.Tensor:
     for _ in range(10):
         low = z < 10.0
         q2 = (1.0 / (2.0 * z + 1.0)) ** 2
-        step = torch.where(z >= 1.0, q2 * _atanh_series(q2), (z + 0.5) * torch.log1p(1.0 / z) - 1.0)
+        step = torch.where(z >= 1.0, q2 * atanh_series(q2), (z + 0.5) * torch.log1p(1.0 / z) - 1.0)
         acc = acc + torch.where(low, step, 0.0)
         z = torch.where(low, z + 1.0, z)
     return acc + _stirling_series(z)
@@ -302,7 +296,7 @@ def _chi_diff(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     for _ in range(10):
         low = z < 10.0
         zt = z + t
-        step = t / (z * zt * (zt + 1.0)) - _log1pmx(t / (z * (zt + 1.0)))
+        step = t / (z * zt * (zt + 1.0)) - log1pmx(t / (z * (zt + 1.0)))
         acc = acc + torch.where(low, step, 0.0)
         z = torch.where(low, z + 1.0, z)
     zt = z + t
@@ -318,16 +312,6 @@ def _chi_diff(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         tail = tail + c * wk * g
     one_minus_q = (t / zt) * (1.0 + ratio)
     return acc + t / (2.0 * z * zt) + one_minus_q * tail
-
-
-def _log1pmx(t: torch.Tensor) -> torch.Tensor:
-    """log(1 + t) - t: for t in [-1/2, 1] as -t u + 2 u^3 sum_j u^(2j)/(2j + 3) with
-    u = t/(2 + t) (log(1 + t) = 2 atanh u; u^2 <= 1/9, no cancellation), else directly."""
-    tc = torch.clamp(t, -0.5, 1.0)
-    u = tc / (2.0 + tc)
-    u2 = u * u
-    near = -tc * u + 2.0 * u * u2 * _atanh_series(u2)
-    return torch.where((t >= -0.5) & (t <= 1.0), near, torch.log1p(t) - t)
 
 
 # lgamma(2 + t) = (1 - euler_gamma) t + sum_k (-1)^k (zeta(k) - 1) t^k / k, k = 2..27 (|t| <= 1/2)
@@ -433,8 +417,8 @@ class _Pre:
         self.lxm = torch.where(self.u >= -0.9, torch.log1p(self.u), lx)
         self.lym = torch.where(self.v >= -0.9, torch.log1p(self.v), ly)
         # a u + b v = 0 exactly, so E = a (log(x/mu) - u) + b (log(y/(1-mu)) - v)
-        ea = torch.where((self.u >= -0.5) & (self.u <= 1.0), _log1pmx(self.u), self.lxm - self.u)
-        eb = torch.where((self.v >= -0.5) & (self.v <= 1.0), _log1pmx(self.v), self.lym - self.v)
+        ea = torch.where((self.u >= -0.5) & (self.u <= 1.0), log1pmx(self.u), self.lxm - self.u)
+        eb = torch.where((self.v >= -0.5) & (self.v <= 1.0), log1pmx(self.v), self.lym - self.v)
         self.E = torch.clamp_max(a * ea + b * eb, 0.0)
         dw = _stirlerr(a) + _stirlerr(b) - _stirlerr(self.r)
         self.log_p = self.E + 0.5 * (torch.log(self.rho) - _LOG_2PI) - dw

@@ -31,6 +31,7 @@ import math
 import torch
 
 from irtgen.runtime import temme_coefficients as tc
+from irtgen.runtime.torch_math import log1pmx
 
 MAX_ITER = 300  # series and continued fraction terms; the regimes need at most ~120
 TEMME_A_MIN = tc.TEMME_A_MIN
@@ -96,17 +97,6 @@ def _stirlerr(a: torch.Tensor) -> torch.Tensor:
     return r * _horner(tc.STIRLING[::-1], r * r)
 
 
-def _log1pmx(t: torch.Tensor) -> torch.Tensor:
-    """log(1 + t) - t for t in [-1/2, 1]: with u = t/(2 + t), log(1 + t) = 2 atanh(u), so
-    log1pmx = -t u + 2 u^3 sum_j u^(2j)/(2j + 3), no cancellation (u^2 <= 1/9)."""
-    u = t / (2.0 + t)
-    u2 = u * u
-    s = torch.full_like(u, 1.0 / 37.0)
-    for j in range(17, -1, -1):
-        s = s * u2 + 1.0 / (2 * j + 3)
-    return -t * u + 2.0 * u * u2 * s
-
-
 def _log_ratio_xa(x, a, t):
     """log(x/a) given t = (x - a)/a."""
     q = x / a
@@ -119,7 +109,7 @@ def _stirling_parts(a, x):
     t = (x - a) / a
     lr = _log_ratio_xa(x, a, t)
     near = (t >= -0.5) & (t <= 1.0)
-    lm = torch.where(near, _log1pmx(torch.clamp(t, -0.5, 1.0)), lr - t)
+    lm = torch.where(near, log1pmx(torch.clamp(t, -0.5, 1.0)), lr - t)
     return a * lm, lr, _stirlerr(torch.clamp_min(a, 10.0))
 
 
@@ -219,7 +209,7 @@ def _temme(a, x):
     d eta/da = -(lam - 1)/(a eta); the density is exp(-a eta^2/2)/(lam sqrt(2 pi a)) e^-stirlerr.
     """
     t = (x - a) / a
-    lm = _log1pmx(t)
+    lm = log1pmx(t)
     eta = torch.sign(t) * torch.sqrt(-2.0 * lm)
     loglam = torch.log1p(t)
     z = 1.0 / a

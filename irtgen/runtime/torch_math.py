@@ -57,3 +57,21 @@ def pow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: A001
 def full_like(ref: torch.Tensor, value: float) -> torch.Tensor:
     """A constant with ref's dtype and device, broadcastable against ref."""
     return torch.full((), value, dtype=ref.dtype, device=ref.device)
+
+
+def atanh_series(u2: torch.Tensor) -> torch.Tensor:
+    """sum_j u2^j/(2j + 3), j = 0..18: (atanh(u) - u)/u^3 for u^2 = u2 <= 1/9."""
+    s = torch.full_like(u2, 1.0 / 39.0)
+    for j in range(17, -1, -1):
+        s = s * u2 + 1.0 / (2 * j + 3)
+    return s
+
+
+def log1pmx(t: torch.Tensor) -> torch.Tensor:
+    """log(1 + t) - t: for t in [-1/2, 1] as -t u + 2 u^3 sum_j u^(2j)/(2j + 3) with
+    u = t/(2 + t) (log(1 + t) = 2 atanh u; u^2 <= 1/9, no cancellation), else directly."""
+    tc = torch.clamp(t, -0.5, 1.0)
+    u = tc / (2.0 + tc)
+    u2 = u * u
+    near = -tc * u + 2.0 * u * u2 * atanh_series(u2)
+    return torch.where((t >= -0.5) & (t <= 1.0), near, torch.log1p(t) - t)

@@ -42,15 +42,6 @@ def _stirling_series(z):
 
 
 @triton.jit
-def _atanh_series(u2):
-    """sum_j u2^j/(2j + 3), j = 0..18: (atanh(u) - u)/u^3 for u^2 = u2 <= 1/9."""
-    s = u2 * 0.0 + 0.02564102564102564  # 1/39
-    for j in tl.static_range(18):
-        s = s * u2 + 1.0 / (2 * (17 - j) + 3)
-    return s
-
-
-@triton.jit
 def _stirlerr(z):
     """w(z) = lgamma(z) - (z - 1/2) log z + z - log(2 pi)/2 for z > 0: the recurrence
     w(z) = w(z + 1) + (z + 1/2) log1p(1/z) - 1 lifts z to >= 10 (for z >= 1 the step is
@@ -60,21 +51,10 @@ def _stirlerr(z):
         low = z < 10.0
         q = 1.0 / (2.0 * z + 1.0)
         q2 = q * q
-        step = tl.where(z >= 1.0, q2 * _atanh_series(q2), (z + 0.5) * tlm.log1p(1.0 / z) - 1.0)
+        step = tl.where(z >= 1.0, q2 * tlm.atanh_series(q2), (z + 0.5) * tlm.log1p(1.0 / z) - 1.0)
         acc = acc + tl.where(low, step, 0.0)
         z = tl.where(low, z + 1.0, z)
     return acc + _stirling_series(z)
-
-
-@triton.jit
-def _log1pmx(t):
-    """log(1 + t) - t: for t in [-1/2, 1] as -t u + 2 u^3 sum_j u^(2j)/(2j + 3) with
-    u = t/(2 + t) (log(1 + t) = 2 atanh u; u^2 <= 1/9, no cancellation), else directly."""
-    tc = tl.minimum(tl.maximum(t, -0.5), 1.0)
-    u = tc / (2.0 + tc)
-    u2 = u * u
-    near = -tc * u + 2.0 * u * u2 * _atanh_series(u2)
-    return tl.where((t >= -0.5) & (t <= 1.0), near, tlm.log1p(t) - t)
 
 
 @triton.jit
@@ -87,7 +67,7 @@ def _chi_diff(z, t):
     for _ in range(10):  # a loop, not unrolled: this is inlined several times
         low = z < 10.0
         zt = z + t
-        step = t / (z * zt * (zt + 1.0)) - _log1pmx(t / (z * (zt + 1.0)))
+        step = t / (z * zt * (zt + 1.0)) - tlm.log1pmx(t / (z * (zt + 1.0)))
         acc = acc + tl.where(low, step, 0.0)
         z = tl.where(low, z + 1.0, z)
     zt = z + t
@@ -197,8 +177,8 @@ def _exponent(a, b, x, y, d):
     log_y = tl.where(y < x, tl.log(y), tlm.log1p(-x))
     lxm = tl.where(u >= -0.9, tlm.log1p(u), log_x + tlm.log1p(b / a))
     lym = tl.where(v >= -0.9, tlm.log1p(v), log_y + tlm.log1p(a / b))
-    ea = tl.where((u >= -0.5) & (u <= 1.0), _log1pmx(u), lxm - u)
-    eb = tl.where((v >= -0.5) & (v <= 1.0), _log1pmx(v), lym - v)
+    ea = tl.where((u >= -0.5) & (u <= 1.0), tlm.log1pmx(u), lxm - u)
+    eb = tl.where((v >= -0.5) & (v <= 1.0), tlm.log1pmx(v), lym - v)
     return u, v, log_x, log_y, lxm, lym, tl.minimum(a * ea + b * eb, 0.0)
 
 

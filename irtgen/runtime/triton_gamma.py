@@ -118,18 +118,6 @@ def digamma(x_in):
 
 
 @triton.jit
-def _log1pmx(t):
-    """log(1 + t) - t for t in [-1/2, 1]: with u = t/(2 + t), log(1 + t) = 2 atanh(u), so
-    log1pmx = -t u + 2 u^3 sum_j u^(2j)/(2j + 3) without cancellation (u^2 <= 1/9)."""
-    u = t / (2.0 + t)
-    u2 = u * u
-    s = u2 * 0.0 + 0.027027027027027027  # 1/37
-    for j in tl.static_range(18):
-        s = s * u2 + 1.0 / (2 * (17 - j) + 3)
-    return -t * u + 2.0 * u * u2 * s
-
-
-@triton.jit
 def _stirling_parts(a, x):
     """(a log1pmx((x - a)/a), log(x/a), stirlerr(a)) for float64 a >= 10 (other lanes: junk)."""
     ab = tl.maximum(a, 10.0)
@@ -138,7 +126,7 @@ def _stirling_parts(a, x):
     far = tl.where(q > 1e-300, tl.log(q), tl.log(x) - tl.log(ab))
     lr = tl.where(tl.abs(t) <= 0.5, tlm.log1p(t), far)
     near = (t >= -0.5) & (t <= 1.0)
-    lm = tl.where(near, _log1pmx(tl.minimum(tl.maximum(t, -0.5), 1.0)), lr - t)
+    lm = tl.where(near, tlm.log1pmx(tl.minimum(tl.maximum(t, -0.5), 1.0)), lr - t)
     return ab * lm, lr, _stirlerr(ab)
 
 
@@ -187,7 +175,7 @@ def _temme(a, x):
     d eta/da = -(lam - 1)/(a eta); the density is exp(-a eta^2/2)/(lam sqrt(2 pi a)) e^-stirlerr.
     """
     t = (x - a) / a
-    lm = _log1pmx(t)
+    lm = tlm.log1pmx(t)
     eta = tl.sqrt(-2.0 * lm)
     eta = tl.where(t < 0.0, -eta, eta)
     loglam = tlm.log1p(t)

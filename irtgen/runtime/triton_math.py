@@ -295,3 +295,23 @@ def uniform(seed, offset, like):
         r = tl.randint(seed, offset)
         u = ((r >> 9).to(tl.float32) + 0.5) * 1.1920928955078125e-07
     return u
+
+
+@triton.jit
+def atanh_series(u2):
+    """sum_j u2^j/(2j + 3), j = 0..18: (atanh(u) - u)/u^3 for u^2 = u2 <= 1/9."""
+    s = u2 * 0.0 + 0.02564102564102564  # 1/39
+    for j in tl.static_range(18):
+        s = s * u2 + 1.0 / (2 * (17 - j) + 3)
+    return s
+
+
+@triton.jit
+def log1pmx(t):
+    """log(1 + t) - t: for t in [-1/2, 1] as -t u + 2 u^3 sum_j u^(2j)/(2j + 3) with
+    u = t/(2 + t) (log(1 + t) = 2 atanh u; u^2 <= 1/9, no cancellation), else directly."""
+    tc = tl.minimum(tl.maximum(t, -0.5), 1.0)
+    u = tc / (2.0 + tc)
+    u2 = u * u
+    near = -tc * u + 2.0 * u * u2 * atanh_series(u2)
+    return tl.where((t >= -0.5) & (t <= 1.0), near, log1p(t) - t)
