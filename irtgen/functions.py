@@ -425,8 +425,12 @@ class student_t_ddf_ratio(_MpmathFunction):  # noqa: N801
     def _mp(df, t):
         if t == 0:
             return mpmath.mpf(0)
-        d = mpmath.diff(lambda s: _mp_student_t_cdf(s, t), df)
-        return d / mpmath.exp(_mp_student_t_log_density(df, t))
+        # F = I_x(df/2, 1/2)/2 for t < 0 and 1 - I_x(df/2, 1/2)/2 for t > 0: differentiate the
+        # half alone, since 1 - (a tiny half) would leave no digits for the derivative
+        x = lambda s: s / (s + t * t)  # noqa: E731
+        half = lambda s: mpmath.betainc(s / 2, mpmath.mpf(1) / 2, 0, x(s), regularized=True) / 2  # noqa: E731
+        d = mpmath.diff(half, df)
+        return (d if t < 0 else -d) / mpmath.exp(_mp_student_t_log_density(df, t))
 
 
 def _mp_student_t_log_density(df, t):

@@ -1,0 +1,116 @@
+"""Render the Gauss quadrature rules behind Student-t's dz/ddf at large df.
+
+    python tools/render_student_t_quadrature.py   # prints the torch tables and the Triton sums
+
+``torch_special`` holds the 16-point Gauss-Legendre rule on [0, 1] and the 16-point
+Gauss-Laguerre rule (weight e^-r on [0, inf)) as tables; the Triton interpreter cannot loop over
+a table of float constants (they would round to float32), so ``triton_special`` carries the two
+sums written out with inline literals. Nodes and weights are computed here with mpmath at 40
+digits (numpy's rules, refined by Newton's method on the orthogonal polynomial), and
+tests/special/test_student_t_functions.py checks that both modules hold this script's output.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+POINTS = 16
+
+
+def _newton(poly, x0):
+    """Root of poly near x0; poly(x) returns (p_n(x), p_n'(x))."""
+    x = mpmath.mpf(x0)
+    for _ in range(50):
+        p, dp = poly(x)
+        step = p / dp
+        x -= step
+        if abs(step) <= abs(x) * mpmath.mpf(10) ** -38:
+            break
+    return x
+
+
+def _legendre(n, x):
+    p0, p1 = mpmath.mpf(1), x
+    for j in range(2, n + 1):
+        p0, p1 = p1, ((2 * j - 1) * x * p1 - (j - 1) * p0) / j
+    return p1, n * (x * p1 - p0) / (x * x - 1)
+
+
+def _laguerre(n, x):
+    p0, p1 = mpmath.mpf(1), 1 - x
+    for j in range(2, n + 1):
+        p0, p1 = p1, ((2 * j - 1 - x) * p1 - (j - 1) * p0) / j
+    return p1, n * (p1 - p0) / x
+
+
+def legendre_unit(n: int = POINTS) -> tuple[list[float], list[float]]:
+    """Gauss-Legendre rule on [0, 1]: nodes p_k = (1 + x_k)/2 and weights w_k/2, ascending."""
+    with mpmath.workdps(40):
+        nodes, weights = [], []
+        for x0 in np.polynomial.legendre.leggauss(n)[0]:
+            x = _newton(lambda x: _legendre(n, x), x0)
+            dp = _legendre(n, x)[1]
+            nodes.append(float((1 + x) / 2))
+            weights.append(float(1 / ((1 - x * x) * dp * dp)))
+    return nodes, weights
+
+
+def laguerre(n: int = POINTS) -> tuple[list[float], list[float]]:
+    """Gauss-Laguerre rule for the weight e^-r on [0, inf): nodes r_k and weights, ascending."""
+    with mpmath.workdps(40):
+        nodes, weights = [], []
+        for x0 in np.polynomial.laguerre.laggauss(n)[0]:
+            r = _newton(lambda x: _laguerre(n, x), x0)
+            dp = _laguerre(n, r)[1]
+            nodes.append(float(r))
+            weights.append(float(1 / (r * dp * dp)))
+    return nodes, weights
+
+
+def _tuple(name: str, values: list[float]) -> list[str]:
+    return [f"{name} = ("] + [f"    {v!r}," for v in values] + [")"]
+
+
+def render_tables() -> str:
+    """The four tables of torch_special."""
+    p, wp = legendre_unit()
+    r, wr = laguerre()
+    lines = _tuple("_LEGENDRE_P", p) + _tuple("_LEGENDRE_W", wp)
+    return "\n".join(lines + _tuple("_LAGUERRE_R", r) + _tuple("_LAGUERRE_W", wr))
+
+
+def render_triton() -> str:
+    """The two unrolled sums of triton_special."""
+    p, wp = legendre_unit()
+    r, wr = laguerre()
+    out = [
+        "@triton.jit",
+        "def _ddf_bulk_sum(nu, tau, c):",
+        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled (each',
+        '    node enters as a float64 tensor: a literal passed on by itself would round to float32)."""',
+        "    zero = 0.0 * tau",
+    ]
+    for k, (pk, wk) in enumerate(zip(p, wp, strict=True)):
+        term = f"{wk!r} * _ddf_bulk_term(nu, tau, c, zero + {pk!r})"
+        out.append(f"    acc = {term}" if k == 0 else f"    acc += {term}")
+    out += [
+        "    return acc",
+        "",
+        "",
+        "@triton.jit",
+        "def _ddf_tail_sum(nu, tau, c):",
+        '    """sum_k w_k f(r_k): torch_special._LAGUERRE_R/_W unrolled."""',
+        "    zero = 0.0 * tau",
+    ]
+    for k, (rk, wk) in enumerate(zip(r, wr, strict=True)):
+        term = f"{wk!r} * _ddf_tail_term(nu, tau, c, zero + {rk!r})"
+        out.append(f"    acc = {term}" if k == 0 else f"    acc += {term}")
+    out.append("    return acc")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_tables())
+    print()
+    print(render_triton())
