@@ -338,6 +338,21 @@ def cdf_kernel(z_ptr, concentration_ptr, rate_ptr, _out_ptr, _N, _NB, _BLOCK: tl
 
 
 @lazy_triton.jit
+def sf_kernel(z_ptr, concentration_ptr, rate_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexpr):
+    """S(z) = 1 - F(z), computed directly; 1 below the support, 0 above it."""
+    _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
+    _mask = _offs < _N
+    _j = _offs % _NB
+    z = tl.load(z_ptr + _offs, mask=_mask, other=1.0)
+    concentration = tl.load(concentration_ptr + _j, mask=_mask, other=1.0)
+    rate = tl.load(rate_ptr + _j, mask=_mask, other=1.0)
+    _out = sf_tl(z, concentration, rate)
+    _lo, _hi = support_tl(concentration, rate)
+    _out = tl.where(z < _lo, 1.0, tl.where(z > _hi, 0.0, _out))
+    tl.store(_out_ptr + _offs, _out, mask=_mask)
+
+
+@lazy_triton.jit
 def icdf_kernel(u_ptr, concentration_ptr, rate_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexpr):
     """F^-1(u); 0 and 1 map to the ends of the support, values outside [0, 1] to NaN."""
     _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
@@ -570,8 +585,7 @@ class InverseGamma(GeneratedDistribution):
             variance_torch(self.concentration, self.rate), self.batch_shape
         )
 
-    @property
-    def entropy(self):
+    def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.concentration, self.rate), self.batch_shape
         )

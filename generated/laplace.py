@@ -272,6 +272,19 @@ def cdf_kernel(z_ptr, loc_ptr, scale_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexp
 
 
 @lazy_triton.jit
+def sf_kernel(z_ptr, loc_ptr, scale_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexpr):
+    """S(z) = 1 - F(z), computed directly; 1 below the support, 0 above it."""
+    _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
+    _mask = _offs < _N
+    _j = _offs % _NB
+    z = tl.load(z_ptr + _offs, mask=_mask, other=1.0)
+    loc = tl.load(loc_ptr + _j, mask=_mask, other=1.0)
+    scale = tl.load(scale_ptr + _j, mask=_mask, other=1.0)
+    _out = sf_tl(z, loc, scale)
+    tl.store(_out_ptr + _offs, _out, mask=_mask)
+
+
+@lazy_triton.jit
 def icdf_kernel(u_ptr, loc_ptr, scale_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexpr):
     """F^-1(u); 0 and 1 map to the ends of the support, values outside [0, 1] to NaN."""
     _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
@@ -505,8 +518,7 @@ class Laplace(GeneratedDistribution):
             variance_torch(self.loc, self.scale), self.batch_shape
         )
 
-    @property
-    def entropy(self):
+    def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.loc, self.scale), self.batch_shape
         )

@@ -246,6 +246,21 @@ def cdf_kernel(z_ptr, scale_ptr, concentration_ptr, _out_ptr, _N, _NB, _BLOCK: t
 
 
 @lazy_triton.jit
+def sf_kernel(z_ptr, scale_ptr, concentration_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexpr):
+    """S(z) = 1 - F(z), computed directly; 1 below the support, 0 above it."""
+    _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
+    _mask = _offs < _N
+    _j = _offs % _NB
+    z = tl.load(z_ptr + _offs, mask=_mask, other=1.0)
+    scale = tl.load(scale_ptr + _j, mask=_mask, other=1.0)
+    concentration = tl.load(concentration_ptr + _j, mask=_mask, other=1.0)
+    _out = sf_tl(z, scale, concentration)
+    _lo, _hi = support_tl(scale, concentration)
+    _out = tl.where(z < _lo, 1.0, tl.where(z > _hi, 0.0, _out))
+    tl.store(_out_ptr + _offs, _out, mask=_mask)
+
+
+@lazy_triton.jit
 def icdf_kernel(u_ptr, scale_ptr, concentration_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constexpr):
     """F^-1(u); 0 and 1 map to the ends of the support, values outside [0, 1] to NaN."""
     _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
@@ -479,8 +494,7 @@ class Weibull(GeneratedDistribution):
             variance_torch(self.scale, self.concentration), self.batch_shape
         )
 
-    @property
-    def entropy(self):
+    def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.scale, self.concentration), self.batch_shape
         )

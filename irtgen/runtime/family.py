@@ -15,7 +15,7 @@ class Family:
     Naming convention in generated modules: torch formulas ``<op>_torch`` (log_prob, cdf, sf,
     pdf, icdf, support, in_support, log_prob_grad, cdf_grad, implicit_grad, sample when the spec
     has a sampler) and Triton kernels
-    ``<op>_kernel`` (log_prob, cdf, icdf, sample, log_prob_backward, cdf_backward,
+    ``<op>_kernel`` (log_prob, cdf, sf, icdf, sample, log_prob_backward, cdf_backward,
     implicit_backward).
     """
 

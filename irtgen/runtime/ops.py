@@ -49,6 +49,9 @@ def _mask_torch(family: Family, op: str, x, out, params):
     if op == "cdf":
         out = torch.where(x < lo, torch.zeros_like(out), out)
         return torch.where(x > hi, torch.ones_like(out), out)
+    if op == "sf":
+        out = torch.where(x < lo, torch.ones_like(out), out)
+        return torch.where(x > hi, torch.zeros_like(out), out)
     # icdf: the ends of [0, 1] map to the ends of the support; outside is NaN
     out = torch.where(
         x <= 0, torch.broadcast_to(torch.as_tensor(lo, dtype=out.dtype), out.shape), out
@@ -60,7 +63,7 @@ def _mask_torch(family: Family, op: str, x, out, params):
 
 
 def forward_map(family: Family, op: str, value: torch.Tensor, params, batch_shape) -> torch.Tensor:
-    """Elementwise op (log_prob, cdf, icdf) at ``value`` broadcast against the batch shape."""
+    """Elementwise op (log_prob, cdf, sf, icdf) at ``value`` broadcast against the batch shape."""
     value, params, result_dtype = _prepare(value, params, batch_shape)
     out_shape, _ = launch.out_shapes(value.shape, batch_shape)
     if select_backend(value.device) == "torch":
