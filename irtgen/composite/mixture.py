@@ -1,0 +1,283 @@
+"""Mixtures of generated families with implicit reparameterization gradients.
+
+``MixtureSameFamily(Categorical(logits=...), components)`` is torch's constructor; the components
+are a generated distribution (univariate mixture) or ``Independent(<generated>, 1)`` (a mixture
+of factorized D-dimensional components). Sampling picks a component and draws from it; the
+gradient of a sample is implicit, from the mixture's CDF, so it is a function of the sample alone.
+
+Univariate: F(z) = sum_k w_k F_k(z), q(z) = sum_k w_k q_k(z), w = softmax(logits), and
+
+    dz/dθ_k     = rho_k(z) dz_k/dθ_k,          rho_k = w_k q_k(z)/q(z)  (posterior weight)
+    dz/dlogit_k = -w_k (F_k(z) - F(z))/q(z)
+
+where dz_k/dθ_k = -(∂F_k/∂θ_k)/q_k is the component's own simplified implicit gradient.
+
+Factorized components, z in R^D: the distributional transform u_d = F(z_d | z_<d) with
+
+    F(z_d | z_<d) = sum_k r_kd F_kd(z_d),   r_kd = softmax_k(logit_k + sum_(j<d) log q_kj(z_j)),
+
+has a lower-triangular Jacobian J (J_dd = p_d = sum_k r_kd q_kd, the conditional density;
+J_dd' = sum_k r_kd (F_kd - Fbar_d) s_kd' for d' < d, s = ∂log q/∂z) and dz/dθ = -J^-1 ∂u/∂θ.
+The backward needs only g^T dz/dθ = -mu^T diag(p)^-1 ∂u/∂θ with mu = diag(p) J^-T g, found by
+back substitution. J_dd'/p_d factorizes over k, so with E_kd = r_kd (F_kd - Fbar_d)/p_d and
+W_kd = sum_(d'>d) mu_d' E_kd':
+
+    mu_d           = g_d - sum_k s_kd W_kd                          (d = D-1, ..., 0)
+    grad logit_k   = -sum_d mu_d E_kd
+    grad θ_kd      = mu_d rho_kd dz_kd/dθ_kd - W_kd ∂log q_kd/∂θ_kd,  rho_kd = r_kd q_kd/p_d
+
+in O(K D) per sample. Everything is evaluated by the component family's own generated formulas
+(log q, F, S = 1 - F, ∂log q/∂z, the implicit gradient and ∂log q/∂θ) on either backend, with
+posterior weights in log space and F_kd - Fbar_d from the survival functions in upper tails.
+Sample rows are processed in chunks, so a mixture of thousands of components (``Empirical``)
+does not materialise a samples x components tensor of unbounded size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.autograd.function import once_differentiable
+from torch.distributions import Categorical, Independent
+from torch.distributions import MixtureSameFamily as _TorchMixture
+
+from irtgen.runtime import launch, ops, rng
+from irtgen.runtime.distribution import GeneratedDistribution
+from irtgen.runtime.family import Family
+
+# samples x components x dimensions per chunk of the backward
+_CHUNK_ELEMENTS = 1 << 20
+
+
+def _components(component_distribution):
+    """(generated base distribution, D or None) of a component distribution, or TypeError."""
+    comp = component_distribution
+    if isinstance(comp, Independent):
+        if comp.reinterpreted_batch_ndims != 1 or not isinstance(
+            comp.base_dist, GeneratedDistribution
+        ):
+            raise TypeError(
+                "MixtureSameFamily: multivariate components must be "
+                "Independent(<irtgen distribution>, 1); got "
+                f"Independent({type(comp.base_dist).__name__}, {comp.reinterpreted_batch_ndims})"
+            )
+        return comp.base_dist, comp.event_shape[0]
+    if isinstance(comp, GeneratedDistribution):
+        return comp, None
+    raise TypeError(
+        "MixtureSameFamily: the components must be an irtgen distribution (built-in or built "
+        "with `irtgen build`) or Independent(<irtgen distribution>, 1); got "
+        f"{type(comp).__module__}.{type(comp).__name__}"
+    )
+
+
+def _mixture_backward(family: Family, z, logits, params, grad, needs):
+    """Gradients of sum(grad * z) w.r.t. logits and component params, z held by the implicit map.
+
+    Shapes: z and grad (M, *B, D); logits (*B, K); params broadcast to (*B, K, D). Returns
+    (grad logits or None, [grad param or None]) with the shapes of logits and params.
+    """
+    M, D = z.shape[0], z.shape[-1]
+    K = logits.shape[-1]
+    batch = params[0].shape  # (*B, K, D)
+    log_w = torch.log_softmax(logits, dim=-1).unsqueeze(-1)  # (*B, K, 1)
+    need_logits, need_params = needs[0], list(needs[1:])
+    g_logits = torch.zeros_like(logits) if need_logits else None
+    g_params = [
+        torch.zeros_like(p) if n else None for p, n in zip(params, need_params, strict=True)
+    ]
+    per_row = max(math.prod(batch), 1)
+    chunk = max(1, _CHUNK_ELEMENTS // per_row)
+    for start in range(0, M, chunk):
+        zc = z[start : start + chunk]
+        gc = grad[start : start + chunk]
+        zk = zc.unsqueeze(-2).expand(zc.shape[:-1] + (K, D))  # (m, *B, K, D)
+        log_q = ops.forward_map(family, "log_prob", zk, params, batch)
+        cdf = ops.forward_map(family, "cdf", zk, params, batch)
+        sf = ops.forward_map(family, "sf", zk, params, batch)
+        # A_kd = log w_k + sum_(j<d) log q_kj: the log posterior weight before dimension d
+        before = torch.cumsum(log_q[..., :-1], dim=-1)
+        a = log_w + torch.cat([torch.zeros_like(log_q[..., :1]), before], dim=-1)
+        lse_a = torch.logsumexp(a, dim=-2, keepdim=True)
+        lse_l = torch.logsumexp(a + log_q, dim=-2, keepdim=True)  # log (p_d sum_k e^A_kd)
+        r = torch.exp(a - lse_a)
+        rho = torch.exp(a + log_q - lse_l)  # r_kd q_kd / p_d
+        r_over_p = torch.exp(a - lse_l)  # r_kd / p_d
+        fbar = (r * cdf).sum(dim=-2, keepdim=True)
+        sbar = (r * sf).sum(dim=-2, keepdim=True)
+        # F_kd - Fbar_d, from the survival functions where Fbar_d > 1/2 (no 1 - 1 cancellation)
+        diff = torch.where(fbar <= 0.5, cdf - fbar, sbar - sf)
+        e = r_over_p * diff  # E_kd, (m, *B, K, D)
+        if D > 1:
+            ones = torch.ones_like(log_q)
+            needs_s = (True,) + (False,) * len(params)
+            s, _ = ops.backward_reduce(family, "log_prob", zk, ones, params, needs_s, batch)
+        mu = torch.empty_like(gc)
+        w_acc = torch.zeros_like(e[..., 0])  # W_k for the current d, (m, *B, K)
+        w_all = torch.zeros_like(e)
+        for d in range(D - 1, -1, -1):
+            w_all[..., d] = w_acc
+            if d == D - 1:
+                mu[..., d] = gc[..., d]
+            else:
+                mu[..., d] = gc[..., d] - (s[..., d] * w_acc).sum(dim=-1)
+            w_acc = w_acc + mu[..., d].unsqueeze(-1) * e[..., d]
+        mu_k = mu.unsqueeze(-2)  # (m, *B, 1, D)
+        if need_logits:
+            g_logits += -(mu_k * e).sum(dim=-1).sum(dim=0).reshape(logits.shape)
+        if any(need_params):
+            flags = (False, *need_params)
+            _, gi = ops.backward_reduce(family, "implicit", zk, mu_k * rho, params, flags, batch)
+            gl = [None] * len(params)
+            if D > 1:
+                _, gl = ops.backward_reduce(family, "log_prob", zk, -w_all, params, flags, batch)
+            for i, need in enumerate(need_params):
+                if need:
+                    g_params[i] += gi[i]
+                    if gl[i] is not None:
+                        g_params[i] += gl[i]
+    return g_logits, g_params
+
+
+class _MixtureReparameterize(torch.autograd.Function):
+    """Identity on the mixture sample z whose backward is the mixture's implicit gradient."""
+
+    @staticmethod
+    def forward(ctx, family, univariate, z, logits, *params):
+        ctx.family, ctx.univariate = family, univariate
+        ctx.save_for_backward(z, logits, *params)
+        return z.view_as(z)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        z, logits, *params = ctx.saved_tensors
+        needs = ctx.needs_input_grad[3:]
+        work = z.dtype
+        batch_shape = logits.shape[:-1]
+        K = logits.shape[-1]
+        if ctx.univariate:
+            z, grad = z.unsqueeze(-1), grad.unsqueeze(-1)
+            params_d = [p.unsqueeze(-1) for p in params]
+        else:
+            params_d = list(params)
+        D = z.shape[-1]
+        full = batch_shape + (K, D)
+        sample_ndim = z.dim() - len(batch_shape) - 1
+        rows = math.prod(z.shape[:sample_ndim])
+        z2 = z.reshape((rows,) + batch_shape + (D,))
+        g2 = torch.broadcast_to(grad, z.shape).reshape((rows,) + batch_shape + (D,)).to(work)
+        pe = [p.to(work).expand(full) for p in params_d]
+        g_logits, g_params = _mixture_backward(
+            ctx.family, z2, logits.to(work), pe, g2, (needs[0], *needs[1:])
+        )
+        out = []
+        for g, p, p_orig in zip(g_params, params_d, params, strict=True):
+            if g is None:
+                out.append(None)
+                continue
+            g = launch.reduce_to(g, p.shape)
+            out.append((g.squeeze(-1) if ctx.univariate else g).to(p_orig.dtype))
+        g_logits = g_logits.to(logits.dtype) if g_logits is not None else None
+        return (None, None, None, g_logits, *out)
+
+
+class MixtureSameFamily(_TorchMixture):
+    """torch.distributions.MixtureSameFamily with ``rsample``: implicit reparameterization
+    gradients for the component parameters and the mixture's logits or probs.
+
+    Args:
+        mixture_distribution: a torch ``Categorical`` (probs or logits) with batch shape B.
+        component_distribution: an irtgen distribution with batch shape B + (K,) (univariate
+            mixture), or ``Independent(<irtgen distribution>, 1)`` with base batch shape
+            B + (K, D) (a mixture of factorized D-dimensional components).
+        validate_args: as in torch.
+    """
+
+    has_rsample = True
+
+    def __init__(self, mixture_distribution, component_distribution, validate_args=None):
+        if not isinstance(mixture_distribution, Categorical):
+            raise TypeError(
+                "MixtureSameFamily: mixture_distribution must be a torch.distributions.Categorical, "
+                f"got {type(mixture_distribution).__name__}"
+            )
+        _components(component_distribution)
+        super().__init__(mixture_distribution, component_distribution, validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(MixtureSameFamily, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+    @property
+    def _base(self) -> GeneratedDistribution:
+        return _components(self._component_distribution)[0]
+
+    @property
+    def _univariate(self) -> bool:
+        return _components(self._component_distribution)[1] is None
+
+    def _component_params(self):
+        """The base distribution's parameters, broadcast to its batch shape B + (K,) [+ (D,)]."""
+        base = self._base
+        return [p.expand(base.batch_shape) for p in base._params]
+
+    def sample(self, sample_shape=(), generator: torch.Generator | None = None):
+        """Draws: a component index from the mixture weights, then that component's draw."""
+        with torch.no_grad():
+            return self._draw(torch.Size(sample_shape), generator)
+
+    def _draw(self, sample_shape: torch.Size, generator) -> torch.Tensor:
+        base = self._base
+        params = self._component_params()
+        work, result = launch.compute_dtype(*params)
+        shape = sample_shape + self.batch_shape  # S + B
+        probs = self.mixture_distribution.probs.to(torch.float64)
+        cum = torch.cumsum(probs, dim=-1)
+        cum = cum / cum[..., -1:]
+        u = rng.uniform(shape, torch.float64, probs.device, generator)
+        cum_e = cum.expand(shape + cum.shape[-1:]).contiguous()
+        k = torch.searchsorted(cum_e, u.unsqueeze(-1)).clamp_max(cum.shape[-1] - 1)  # (S+B, 1)
+        if self._univariate:
+            chosen = [
+                torch.gather(p.to(work).expand(shape + p.shape[-1:]), -1, k).squeeze(-1)
+                for p in params
+            ]
+            out_shape = shape
+        else:
+            D = self.event_shape[0]
+            idx = k.unsqueeze(-1).expand(shape + (1, D))
+            chosen = [
+                torch.gather(p.to(work).expand(shape + p.shape[-2:]), -2, idx).squeeze(-2)
+                for p in params
+            ]
+            out_shape = shape + (D,)
+        z = ops.draw(base.family, out_shape, chosen, out_shape, generator)
+        return z.to(result)
+
+    def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
+        """Samples of shape sample_shape + batch_shape + event_shape with implicit gradients."""
+        with torch.no_grad():
+            z = self._draw(torch.Size(sample_shape), generator)
+        return self._reparameterize(z)
+
+    def reparameterize(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` unchanged in value, with the mixture's implicit gradient (for draws made
+        elsewhere); z must have shape S + batch_shape + event_shape and is held constant."""
+        params = self._component_params()
+        z = torch.as_tensor(z, dtype=params[0].dtype, device=params[0].device)
+        if self._validate_args:
+            self._validate_sample(z)
+        want = self.batch_shape + self.event_shape
+        if z.shape[z.dim() - len(want) :] != want:
+            raise ValueError(
+                f"reparameterize: z of shape {tuple(z.shape)} does not end in batch_shape + "
+                f"event_shape = {tuple(want)}"
+            )
+        return self._reparameterize(z.detach())
+
+    def _reparameterize(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.mixture_distribution.logits
+        params = self._component_params()
+        return _MixtureReparameterize.apply(self._base.family, self._univariate, z, logits, *params)
