@@ -2,6 +2,10 @@
 parameters, plus implicit reparameterization gradients. Imports torch only (no SymPy, and Triton
 only when a kernel first launches)."""
 
+from irtgen.composite.dirichlet import Dirichlet
+from irtgen.composite.empirical import Empirical
+from irtgen.composite.factorized import Factorized
+from irtgen.composite.mixture import MixtureSameFamily
 from irtgen.generated.beta import Beta
 from irtgen.generated.cauchy import Cauchy
 from irtgen.generated.chi2 import Chi2
@@ -22,7 +26,10 @@ __all__ = [
     "Beta",
     "Cauchy",
     "Chi2",
+    "Dirichlet",
+    "Empirical",
     "Exponential",
+    "Factorized",
     "Gamma",
     "Gumbel",
     "HalfNormal",
@@ -31,6 +38,7 @@ __all__ = [
     "Laplace",
     "LogNormal",
     "Logistic",
+    "MixtureSameFamily",
     "Normal",
     "StudentT",
     "Weibull",
