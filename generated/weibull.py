@@ -449,6 +449,149 @@ def cdf_backward_kernel(
 
 
 # =============================================================================================
+# Mixture kernels (irtgen.composite.mixture): K components of this family per batch column,
+# each a product over D dimensions (D = 1: a univariate mixture). Layouts: values (M, NB, D),
+# mixture weights (NB, K), parameters (NB, K, D), all contiguous.
+# =============================================================================================
+
+
+@lazy_triton.jit
+def mixture_sample_kernel(_cum_ptr, scale_ptr, concentration_ptr, _out_ptr, _N, _NB, _K, _D, _seed_pick, _seed, _BLOCK: tl.constexpr):
+    """Mixture draws: component k = #{j : u > cum_j} for u from Philox(_seed_pick, draw index),
+    then dimension d of the draw from component k, random streams from Philox(_seed, draw
+    index * D + d)."""
+    _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
+    _mask = _offs < _N
+    _b = _offs % _NB
+    _u = tlm.uniform(_seed_pick, _offs, tl.load(_cum_ptr + _b * _K, mask=_mask, other=1.0))
+    _k = tl.zeros([_BLOCK], dtype=tl.int64)
+    for _i in range(_K - 1):
+        _c = tl.load(_cum_ptr + _b * _K + _i, mask=_mask, other=1.0)
+        _k += (_u > _c).to(tl.int64)
+    for _d in range(_D):
+        _j = (_b * _K + _k) * _D + _d
+        scale = tl.load(scale_ptr + _j, mask=_mask, other=1.0)
+        concentration = tl.load(concentration_ptr + _j, mask=_mask, other=1.0)
+        _sub = _offs * _D + _d
+        u = tlm.uniform(_seed, _sub, scale)
+        _out = icdf_tl(u, scale, concentration)
+        tl.store(_out_ptr + _sub, _out, mask=_mask)
+
+
+@lazy_triton.jit
+def mixture_backward_kernel(
+    z_ptr,
+    _grad_ptr,
+    _logw_ptr,
+    scale_ptr,
+    concentration_ptr,
+    _dlogits_ptr,
+    _dscale_ptr,
+    _dconcentration_ptr,
+    _M,
+    _NB,
+    _K,
+    _D,
+    _M_PER_SPLIT,
+    _NEED_LOGITS: tl.constexpr,
+    _NEED_P0: tl.constexpr,
+    _NEED_P1: tl.constexpr,
+    _BLOCK_M: tl.constexpr,
+    _BLOCK_K: tl.constexpr,
+):
+    """The whole mixture backward for one batch column and a range of samples.
+
+    Distributional transform u_d = sum_k r_kd F_kd(z_d), r_kd = softmax_k(A_kd),
+    A_kd = log w_k + sum_(j<d) log q_kj(z_j). With E_kd = r_kd (F_kd - Fbar_d)/p_d,
+    rho_kd = r_kd q_kd/p_d and W_kd = sum_(d'>d) mu_d' E_kd', back substitution over
+    d = D-1, ..., 0 gives mu_d = g_d - sum_k s_kd W_kd (s = ∂log q/∂z) and
+
+        grad logit_k += -mu_d E_kd,
+        grad θ_kd    += mu_d rho_kd dz_kd/dθ - W_kd ∂log q_kd/∂θ.
+
+    A_kd comes from the total over d minus the later terms (float64, with a count of zero
+    densities); mixture sums run in float64. Parameter gradients are accumulated per (k, d) in
+    this program's own slice of the (split, NB, K, D) partials (zeroed by the host): no atomics.
+    """
+    _b = tl.program_id(0).to(tl.int64)
+    _ks = tl.arange(0, _BLOCK_K)
+    _kmask = _ks < _K
+    _logw = tl.load(_logw_ptr + _b * _K + _ks, mask=_kmask, other=-float("inf")).to(tl.float64)
+    _acc_logits = tl.zeros([_BLOCK_K], dtype=tl.float64)
+    _m0 = tl.program_id(1) * _M_PER_SPLIT
+    _m1 = tl.minimum(_m0 + _M_PER_SPLIT, _M)
+    for _start in range(_m0, _m1, _BLOCK_M):
+        _rows = (_start + tl.arange(0, _BLOCK_M)).to(tl.int64)
+        _rmask = _rows < _m1
+        _mask = _rmask[:, None] & _kmask[None, :]
+        # pass 1: sum_d log q_kd over the finite terms, and how many are zero densities
+        _tot = tl.zeros([_BLOCK_M, _BLOCK_K], dtype=tl.float64)
+        _nzero = tl.zeros([_BLOCK_M, _BLOCK_K], dtype=tl.int32)
+        for _d in range(_D):
+            _j = (_b * _K + _ks) * _D + _d
+            scale = tl.load(scale_ptr + _j, mask=_kmask, other=1.0)[None, :]
+            concentration = tl.load(concentration_ptr + _j, mask=_kmask, other=1.0)[None, :]
+            z = tl.load(z_ptr + (_rows * _NB + _b) * _D + _d, mask=_rmask, other=1.0)[:, None]
+            _lq = log_prob_tl(z, scale, concentration).to(tl.float64)
+            _lq = tl.where(in_support_tl(z, scale, concentration), _lq, -float("inf"))
+            _zero = _lq == -float("inf")
+            _tot += tl.where(_zero, 0.0, _lq)
+            _nzero += _zero.to(tl.int32)
+        # pass 2: d = D-1, ..., 0
+        _W = tl.zeros([_BLOCK_M, _BLOCK_K], dtype=tl.float64)
+        for _dd in range(_D):
+            _d = _D - 1 - _dd
+            _j = (_b * _K + _ks) * _D + _d
+            scale = tl.load(scale_ptr + _j, mask=_kmask, other=1.0)[None, :]
+            concentration = tl.load(concentration_ptr + _j, mask=_kmask, other=1.0)[None, :]
+            z = tl.load(z_ptr + (_rows * _NB + _b) * _D + _d, mask=_rmask, other=1.0)[:, None]
+            _g = tl.load(_grad_ptr + (_rows * _NB + _b) * _D + _d, mask=_rmask, other=0.0).to(tl.float64)
+            _lq = log_prob_tl(z, scale, concentration).to(tl.float64)
+            _F = cdf_tl(z, scale, concentration).to(tl.float64)
+            _S = sf_tl(z, scale, concentration).to(tl.float64)
+            _in = in_support_tl(z, scale, concentration) & _mask
+            _lo, _hi = support_tl(scale, concentration)
+            _F = tl.where(z < _lo, 0.0, tl.where(z > _hi, 1.0, _F))
+            _S = tl.where(z < _lo, 1.0, tl.where(z > _hi, 0.0, _S))
+            _lq = tl.where(_in, _lq, -float("inf"))
+            _zero = _lq == -float("inf")
+            _tot -= tl.where(_zero, 0.0, _lq)
+            _nzero -= _zero.to(tl.int32)
+            _A = tl.where((_nzero > 0) | ~_mask, -float("inf"), _tot + _logw[None, :])
+            _L = _A + _lq
+            _amax = tl.max(_A, axis=1)[:, None]
+            _lse_a = _amax + tl.log(tl.sum(tl.exp(_A - _amax), axis=1))[:, None]
+            _lmax = tl.max(_L, axis=1)[:, None]
+            _lse_l = _lmax + tl.log(tl.sum(tl.exp(_L - _lmax), axis=1))[:, None]
+            _r = tl.where(_mask, tl.exp(_A - _lse_a), 0.0)
+            _rho = tl.where(_in, tl.exp(_L - _lse_l), 0.0)
+            _r_over_p = tl.where(_mask, tl.exp(_A - _lse_l), 0.0)
+            _Fbar = tl.sum(_r * _F, axis=1)[:, None]
+            _Sbar = tl.sum(_r * _S, axis=1)[:, None]
+            # F_kd - Fbar_d from the survival functions where Fbar_d > 1/2
+            _E = _r_over_p * tl.where(_Fbar <= 0.5, _F - _Fbar, _Sbar - _S)
+            _s, _l0, _l1 = log_prob_grad_tl(z, scale, concentration)
+            _s = tl.where(_in, _s.to(tl.float64), 0.0)
+            _mu = tl.where(_rmask, _g - tl.sum(_s * _W, axis=1), 0.0)
+            _mu2 = _mu[:, None]
+            _dv, _i0, _i1 = implicit_grad_tl(z, scale, concentration)
+            _out = ((tl.program_id(1) * _NB + _b) * _K + _ks) * _D + _d
+            if _NEED_P0:
+                _t = tl.where(_in, _mu2 * _rho * _i0.to(tl.float64) - _W * _l0.to(tl.float64), 0.0)
+                _prev = tl.load(_dscale_ptr + _out, mask=_kmask, other=0.0)
+                tl.store(_dscale_ptr + _out, _prev + tl.sum(_t, axis=0), mask=_kmask)
+            if _NEED_P1:
+                _t = tl.where(_in, _mu2 * _rho * _i1.to(tl.float64) - _W * _l1.to(tl.float64), 0.0)
+                _prev = tl.load(_dconcentration_ptr + _out, mask=_kmask, other=0.0)
+                tl.store(_dconcentration_ptr + _out, _prev + tl.sum(_t, axis=0), mask=_kmask)
+            _W += _mu2 * _E
+            if _NEED_LOGITS:
+                _acc_logits += tl.sum(-_mu2 * _E, axis=0)
+    if _NEED_LOGITS:
+        tl.store(_dlogits_ptr + (tl.program_id(1) * _NB + _b) * _K + _ks, _acc_logits, mask=_kmask)
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 

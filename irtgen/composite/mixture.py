@@ -26,11 +26,15 @@ W_kd = sum_(d'>d) mu_d' E_kd':
     grad logit_k   = -sum_d mu_d E_kd
     grad θ_kd      = mu_d rho_kd dz_kd/dθ_kd - W_kd ∂log q_kd/∂θ_kd,  rho_kd = r_kd q_kd/p_d
 
-in O(K D) per sample. Everything is evaluated by the component family's own generated formulas
-(log q, F, S = 1 - F, ∂log q/∂z, the implicit gradient and ∂log q/∂θ) on either backend, with
-posterior weights in log space and F_kd - Fbar_d from the survival functions in upper tails.
-Sample rows are processed in chunks, so a mixture of thousands of components (``Empirical``)
-does not materialise a samples x components tensor of unbounded size.
+in O(K D) per sample. Posterior weights are formed in log space and F_kd - Fbar_d from the survival functions in
+upper tails. On the Triton backend each direction is one kernel of the component family's
+generated module: ``mixture_sample_kernel`` (component choice and the component's draw) and
+``mixture_backward_kernel`` (the loops over K and D above, one program per batch column and
+range of samples, deterministic partial sums). On the torch path the same formulas run as
+tensor code over chunks of samples, with the family's own generated formulas (log q, F,
+S = 1 - F, ∂log q/∂z, the implicit gradient, ∂log q/∂θ), so a mixture of thousands of
+components (``Empirical``) does not materialise a samples x components tensor of unbounded
+size.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from torch.distributions import Categorical, Independent
 from torch.distributions import MixtureSameFamily as _TorchMixture
 
 from irtgen.runtime import launch, ops, rng
+from irtgen.runtime.backend import interpreting, select_backend
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
 
@@ -73,6 +78,58 @@ def _components(component_distribution):
 
 
 def _mixture_backward(family: Family, z, logits, params, grad, needs):
+    """Dispatch to the fused Triton kernel or the torch code (see _mixture_backward_torch)."""
+    if select_backend(z.device) == "triton":
+        return _mixture_backward_triton(family, z, logits, params, grad, needs)
+    return _mixture_backward_torch(family, z, logits, params, grad, needs)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def _mixture_backward_triton(family: Family, z, logits, params, grad, needs):
+    """The generated ``mixture_backward_kernel``: one program per (batch column, row split)."""
+    M, D = z.shape[0], z.shape[-1]
+    K = logits.shape[-1]
+    NB = max(math.prod(logits.shape[:-1]), 1)
+    work = torch.float64 if family.wide_gradients else z.dtype
+    dev = z.device
+    zf = z.to(work).contiguous().reshape(-1)
+    gf = grad.to(work).contiguous().reshape(-1)
+    logw = torch.log_softmax(logits.to(torch.float64), dim=-1).contiguous().reshape(-1)
+    pf = [p.to(work).contiguous().reshape(-1) for p in params]
+    block_k = _next_pow2(K)
+    budget = 1 << 14 if interpreting() else 1 << 11  # tile elements per program
+    block_m = max(1, min(_next_pow2(M), budget // block_k))
+    programs = 2 if interpreting() else 4 * launch._sm_count(dev)
+    splits = max(1, min(programs // NB, launch.triton_cdiv(M, block_m)))
+    m_per_split = launch.triton_cdiv(launch.triton_cdiv(M, splits), block_m) * block_m
+    splits = max(1, launch.triton_cdiv(M, m_per_split))
+    need_logits, need_params = needs[0], list(needs[1:])
+    f64 = torch.float64
+    g_logits = torch.zeros((splits, NB, K), dtype=f64, device=dev)
+    g_params = [
+        torch.zeros((splits, NB, K, D), dtype=f64, device=dev) if need else g_logits
+        for need in need_params
+    ]
+    flags = {"_NEED_LOGITS": bool(need_logits)}
+    for i, need in enumerate(need_params):
+        flags[f"_NEED_P{i}"] = bool(need)
+    if M > 0:
+        family.kernel("mixture_backward")[(NB, splits)](
+            zf, gf, logw, *pf, g_logits, *g_params, M, NB, K, D, m_per_split,
+            _BLOCK_M=block_m, _BLOCK_K=block_k, **flags,
+        )  # fmt: skip
+    out_logits = g_logits.sum(dim=0).reshape(logits.shape) if need_logits else None
+    out_params = [
+        g.sum(dim=0).reshape(p.shape) if need else None
+        for g, p, need in zip(g_params, params, need_params, strict=True)
+    ]
+    return out_logits, out_params
+
+
+def _mixture_backward_torch(family: Family, z, logits, params, grad, needs):
     """Gradients of sum(grad * z) w.r.t. logits and component params, z held by the implicit map.
 
     Shapes: z and grad (M, *B, D); logits (*B, K); params broadcast to (*B, K, D). Returns
@@ -236,6 +293,8 @@ class MixtureSameFamily(_TorchMixture):
         probs = self.mixture_distribution.probs.to(torch.float64)
         cum = torch.cumsum(probs, dim=-1)
         cum = cum / cum[..., -1:]
+        if select_backend(probs.device) == "triton":
+            return self._draw_triton(sample_shape, cum, params, work, generator).to(result)
         u = rng.uniform(shape, torch.float64, probs.device, generator)
         cum_e = cum.expand(shape + cum.shape[-1:]).contiguous()
         k = torch.searchsorted(cum_e, u.unsqueeze(-1)).clamp_max(cum.shape[-1] - 1)  # (S+B, 1)
@@ -255,6 +314,26 @@ class MixtureSameFamily(_TorchMixture):
             out_shape = shape + (D,)
         z = ops.draw(base.family, out_shape, chosen, out_shape, generator)
         return z.to(result)
+
+    def _draw_triton(self, sample_shape, cum, params, work, generator) -> torch.Tensor:
+        """The generated ``mixture_sample_kernel``: pick and draw in one pass."""
+        K = cum.shape[-1]
+        D = 1 if self._univariate else self.event_shape[0]
+        full = self.batch_shape + (K, D)
+        pf = [
+            (p.unsqueeze(-1) if self._univariate else p).to(work).expand(full).contiguous()
+            for p in params
+        ]
+        cum = cum.expand(self.batch_shape + (K,)).contiguous()
+        out = torch.empty(sample_shape + self.batch_shape + (D,), dtype=work, device=cum.device)
+        NB = max(math.prod(self.batch_shape), 1)
+        seed_pick = rng.philox_seed(cum.device, generator)
+        seed = rng.philox_seed(cum.device, generator)
+        N = out.numel() // D
+        if N:
+            kernel = self._base.family.kernel("mixture_sample")
+            launch.launch_map(kernel, [cum, *pf], out, N, NB, K, D, seed_pick, seed)
+        return out.squeeze(-1) if self._univariate else out
 
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape sample_shape + batch_shape + event_shape with implicit gradients."""

@@ -57,13 +57,14 @@ def kernel_names(module: ModuleType) -> list[str]:
     return [n for n in _PENDING.get(module.__name__, []) if n.endswith("_kernel")]
 
 
-def compile_for_gpu(module: ModuleType, arch: int = 90, dtypes=("fp32", "fp64")) -> dict:
+def compile_for_gpu(module: ModuleType, arch: int = 90, dtypes=("fp32", "fp64"), only=None) -> dict:
     """Compile every kernel of ``module`` to PTX for ``sm_<arch>`` without a GPU.
 
     Must run without TRITON_INTERPRET (interpreted functions cannot be compiled). Returns
     {(kernel, dtype): PTX length}. Signatures follow the generated code's conventions: ``*_ptr``
     arguments point to the compute dtype, ``_NEED_*`` flags are compiled as True, ``_BLOCK*``
-    sizes get small powers of two, every other scalar is an int64.
+    sizes get small powers of two, every other scalar is an int64. ``only``: kernel names to
+    compile (default: all).
     """
     import inspect
 
@@ -73,9 +74,11 @@ def compile_for_gpu(module: ModuleType, arch: int = 90, dtypes=("fp32", "fp64"))
 
     activate(module)
     target = GPUTarget("cuda", arch, 32)
-    sizes = {"_BLOCK": 256, "_BLOCK_M": 16, "_BLOCK_B": 16}
+    sizes = {"_BLOCK": 256, "_BLOCK_M": 16, "_BLOCK_B": 16, "_BLOCK_K": 8}
     out = {}
     for name in kernel_names(module):
+        if only is not None and name not in only:
+            continue
         fn = getattr(module, name)
         params = inspect.signature(fn.fn).parameters
         for dtype in dtypes:

@@ -19,7 +19,7 @@ import torch.distributions as td
 
 from irtgen.composite.empirical import Empirical
 from irtgen.distributions import Gamma, Logistic, Normal
-from irtgen.runtime import ops
+from tests.composite.test_mixture import record_backends
 
 DPS = 50
 
@@ -202,19 +202,6 @@ def test_samples_fit_the_cdf():
     result = scipy.stats.kstest(z.numpy(), cdf)
     print(f"\nEmpirical KS p-value {result.pvalue:.3f}")
     assert result.pvalue > 0.01
-
-
-def record_backends(monkeypatch) -> list:
-    """The backends that irtgen's ops pick from now on, recorded as they are chosen."""
-    seen = []
-
-    def spy(device):
-        seen.append(real(device))
-        return seen[-1]
-
-    real = ops.select_backend
-    monkeypatch.setattr(ops, "select_backend", spy)
-    return seen
 
 
 def test_triton_backend_matches_torch(monkeypatch):
