@@ -654,6 +654,25 @@ def test_triton_backend_factorized_normal(monkeypatch):
     assert seen and set(seen) == {"triton"}
 
 
+@pytest.mark.parametrize(
+    ("family", "batch", "K", "D", "samples"),
+    [(Logistic, (2,), 5, 4, 6), (Normal, (), 3, 2, 10000)],
+    ids=["batch2-K5-D4", "two-splits-several-blocks"],
+)
+def test_triton_mixture_backward_kernel_layouts(monkeypatch, family, batch, K, D, samples):
+    # batch columns with K not a power of two; and enough samples that the kernel runs two row
+    # splits and several row blocks per split, accumulating its (k, d) partials across blocks
+    m, leaves = random_factorized(family, batch, K, D, seed=48)
+    z = m.sample((samples,), generator=gen(49))
+    g = torch.randn(z.shape, generator=gen(50), dtype=torch.float64)
+    want = grads_at(m, z, g, leaves)
+    monkeypatch.setenv("IRTGEN_BACKEND", "triton")
+    seen = record_backends(monkeypatch)
+    got = grads_at(m, z, g, leaves)
+    assert max(rel_err(a, b) for a, b in zip(got, want, strict=True)) <= 1e-12
+    assert seen and set(seen) == {"triton"}
+
+
 # -- 7. errors ------------------------------------------------------------------------------------
 
 
