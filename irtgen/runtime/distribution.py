@@ -6,7 +6,7 @@ import torch
 from torch.distributions import Distribution
 from torch.distributions.utils import broadcast_all
 
-from irtgen.runtime import ops
+from irtgen.runtime import library, ops
 from irtgen.runtime.family import Family
 
 
@@ -43,12 +43,31 @@ class GeneratedDistribution(Distribution):
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape ``sample_shape + batch_shape`` with implicit gradients."""
         shape = self._extended_shape(torch.Size(sample_shape))
-        return ops.rsample(self.family, shape, self._params, self.batch_shape, generator)
+        if generator is not None:  # custom ops cannot take a generator: the eager path
+            return ops.rsample(self.family, shape, self._params, self.batch_shape, generator)
+        params = list(self._params)
+        z = library.sample(
+            self.family.key,
+            [p.detach() for p in params],
+            list(shape),
+            list(self.batch_shape),
+            library.rng_token(params[0].device),
+        )
+        return library.reparameterize(self.family.key, z, params, list(self.batch_shape))
 
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
         with torch.no_grad():
-            return ops.draw(self.family, shape, self._params, self.batch_shape, generator)
+            if generator is not None:
+                return ops.draw(self.family, shape, self._params, self.batch_shape, generator)
+            params = [p.detach() for p in self._params]
+            return library.sample(
+                self.family.key,
+                params,
+                list(shape),
+                list(self.batch_shape),
+                library.rng_token(params[0].device),
+            )
 
     def reparameterize(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` unchanged in value, with dz/dθ = -(∂F/∂θ)/q(z) as its gradient.
@@ -59,25 +78,33 @@ class GeneratedDistribution(Distribution):
         z = torch.as_tensor(z, dtype=self._params[0].dtype, device=self._params[0].device)
         if self._validate_args:
             self._validate_sample(z)
-        return ops.reparameterize(self.family, z, self._params, self.batch_shape)
+        return library.reparameterize(
+            self.family.key, z.detach(), list(self._params), list(self.batch_shape)
+        )
 
     def log_prob(self, value):
         value = torch.as_tensor(value, dtype=self._params[0].dtype, device=self._params[0].device)
         if self._validate_args:
             self._validate_sample(value)
-        return ops.log_prob(self.family, value, self._params, self.batch_shape)
+        return library.elementwise(
+            self.family.key, "log_prob", value, list(self._params), list(self.batch_shape)
+        )
 
     def cdf(self, value):
         value = torch.as_tensor(value, dtype=self._params[0].dtype, device=self._params[0].device)
         if self._validate_args:
             self._validate_sample(value)
-        return ops.cdf(self.family, value, self._params, self.batch_shape)
+        return library.elementwise(
+            self.family.key, "cdf", value, list(self._params), list(self.batch_shape)
+        )
 
     def icdf(self, value):
         value = torch.as_tensor(value, dtype=self._params[0].dtype, device=self._params[0].device)
         if self._validate_args and not bool(((value >= 0) & (value <= 1)).all()):
             raise ValueError("icdf: values must lie in [0, 1]")
-        return ops.icdf(self.family, value, self._params, self.batch_shape)
+        return library.elementwise(
+            self.family.key, "icdf", value, list(self._params), list(self.batch_shape)
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(

@@ -27,6 +27,12 @@ class Family:
     has_sampler: bool = False  # a sampler formula (``sample_torch``/``sample_tl``) draws samples
     wide_gradients: bool = False  # backward formulas run in float64 (special-function families)
 
+    @property
+    def key(self) -> str:
+        """The generated module's name: how torch.library ops (irtgen.runtime.library) name
+        the family."""
+        return self.module.__name__
+
     def torch_fn(self, op: str):
         return getattr(self.module, f"{op}_torch")
 
