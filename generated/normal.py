@@ -5,6 +5,7 @@
     F(z; loc, scale) = erf(sqrt(2)*(-loc + z)/(2*scale))/2 + 1/2
     support: Interval(-oo, oo)
     parameters: loc (real), scale (positive)
+    sampler: z = loc + scale*standard_normal() (irtgen.variates primitives)
     icdf: closed form, z = loc + sqrt(2)*scale*erfinv(2*u - 1)
 
 Gradients of samples are implicit reparameterization gradients,
@@ -105,6 +106,12 @@ def icdf_torch(u, loc, scale):
     return loc + scale * torch.special.ndtri(u)
 
 
+def sample_torch(loc, scale, generator):
+    # z = loc + scale*standard_normal() = _r0*scale + loc
+    _r0 = tv.standard_normal(loc.shape, loc.dtype, loc.device, generator)
+    return _r0 * scale + loc
+
+
 def mean_torch(loc, scale):
     # mean = loc
     return loc
@@ -199,6 +206,13 @@ def icdf_tl(u, loc, scale):
     return loc + scale * tlm.ndtri(u)
 
 
+@lazy_triton.jit
+def sample_tl(loc, scale, _seed, _offs):
+    # z = loc + scale*standard_normal() = _r0*scale + loc
+    _r0 = tlv.standard_normal(_seed, _offs, 0, loc)
+    return _r0 * scale + loc
+
+
 # =============================================================================================
 # Triton kernels. Values are flat (M * NB); parameters are NB-vectors repeating along the values
 # (irtgen.runtime.launch). Every load and store is masked.
@@ -262,14 +276,13 @@ def icdf_kernel(u_ptr, loc_ptr, scale_ptr, _out_ptr, _N, _NB, _BLOCK: tl.constex
 
 @lazy_triton.jit
 def sample_kernel(loc_ptr, scale_ptr, _out_ptr, _N, _NB, _seed, _BLOCK: tl.constexpr):
-    """Samples F^-1(u) with u uniform in (0, 1) from Philox(_seed, element index)."""
+    """Samples from the sampler formula, random streams from Philox(_seed, element index)."""
     _offs = tl.program_id(0).to(tl.int64) * _BLOCK + tl.arange(0, _BLOCK)
     _mask = _offs < _N
     _j = _offs % _NB
     loc = tl.load(loc_ptr + _j, mask=_mask, other=1.0)
     scale = tl.load(scale_ptr + _j, mask=_mask, other=1.0)
-    u = tlm.uniform(_seed, _offs, loc)
-    _out = icdf_tl(u, loc, scale)
+    _out = sample_tl(loc, scale, _seed, _offs)
     tl.store(_out_ptr + _offs, _out, mask=_mask)
 
 
@@ -457,8 +470,7 @@ def mixture_sample_kernel(_cum_ptr, loc_ptr, scale_ptr, _out_ptr, _N, _NB, _K, _
         loc = tl.load(loc_ptr + _j, mask=_mask, other=1.0)
         scale = tl.load(scale_ptr + _j, mask=_mask, other=1.0)
         _sub = _offs * _D + _d
-        u = tlm.uniform(_seed, _sub, loc)
-        _out = icdf_tl(u, loc, scale)
+        _out = sample_tl(loc, scale, _seed, _sub)
         tl.store(_out_ptr + _sub, _out, mask=_mask)
 
 
@@ -580,7 +592,7 @@ FAMILY = Family(
     module=__import__("sys").modules[__name__],
     has_bounds=False,
     has_icdf=True,
-    has_sampler=False,
+    has_sampler=True,
     wide_gradients=False,
 )
 

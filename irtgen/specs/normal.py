@@ -3,6 +3,7 @@
 import sympy as sp
 
 import irtgen
+from irtgen.variates import standard_normal
 
 z, u = sp.symbols("z u", real=True)
 loc = sp.Symbol("loc", real=True)
@@ -15,6 +16,8 @@ Normal = irtgen.Distribution(
     support=sp.Interval(-sp.oo, sp.oo),
     cdf=(1 + sp.erf((z - loc) / (scale * sp.sqrt(2)))) / 2,
     icdf=sp.Lambda(u, loc + scale * sp.sqrt(2) * sp.erfinv(2 * u - 1)),
+    # draws: torch.randn / Box-Muller is several times faster than ndtri(uniform)
+    sampler=loc + scale * standard_normal(),
     mean=loc,
     variance=scale**2,
     entropy=sp.log(scale) + sp.log(2 * sp.pi * sp.E) / 2,
