@@ -19,7 +19,7 @@ import torch.distributions as td
 
 from irtgen.composite.empirical import Empirical
 from irtgen.distributions import Gamma, Logistic, Normal
-from tests.composite.test_mixture import record_backends
+from tests.composite.test_mixture import gen, leaf, record_backends, rel_err
 
 DPS = 50
 
@@ -28,24 +28,6 @@ DPS = 50
 def torch_path(monkeypatch):
     """The torch path unless a test asks for Triton."""
     monkeypatch.setenv("IRTGEN_BACKEND", "torch")
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def leaf(values, dtype=torch.float64) -> torch.Tensor:
-    return torch.tensor(values, dtype=dtype, requires_grad=True)
-
-
-def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
-    """Largest elementwise |got - want|/|want|; where want is below the smallest normal number
-    of got's dtype (an underflow), got must be below it too."""
-    tiny = torch.finfo(got.dtype).tiny
-    got, want = got.to(torch.float64), want.to(torch.float64)
-    small = want.abs() < tiny
-    assert (got[small].abs() < tiny).all()
-    return ((got - want).abs() / want.abs())[~small].max().item()
 
 
 # -- mpmath reference -----------------------------------------------------------------------------
