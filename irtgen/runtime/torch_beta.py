@@ -35,10 +35,13 @@ Invalid arguments (a, b <= 0 or infinite, x or y outside [0, 1], NaN) give NaN.
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 
 import torch
 
+from irtgen.runtime.torch_loop import Loop
 from irtgen.runtime.torch_math import atanh_series, log1pmx
 
 MAX_ITER = 300  # series terms / contracted fraction steps; the regimes need at most ~110
@@ -416,15 +419,19 @@ class _Pre:
         ly = self.log_y + torch.log1p(a / b)
         self.lxm = torch.where(self.u >= -0.9, torch.log1p(self.u), lx)
         self.lym = torch.where(self.v >= -0.9, torch.log1p(self.v), ly)
-        # a u + b v = 0 exactly, so E = a (log(x/mu) - u) + b (log(y/(1-mu)) - v)
-        ea = torch.where((self.u >= -0.5) & (self.u <= 1.0), log1pmx(self.u), self.lxm - self.u)
-        eb = torch.where((self.v >= -0.5) & (self.v <= 1.0), log1pmx(self.v), self.lym - self.v)
-        self.E = torch.clamp_max(a * ea + b * eb, 0.0)
+        self.E = _log_e(a, b, self.u, self.v, self.lxm, self.lym)
         dw = _stirlerr(a) + _stirlerr(b) - _stirlerr(self.r)
         self.log_p = self.E + 0.5 * (torch.log(self.rho) - _LOG_2PI) - dw
         if need_chi:
             self.ca = _chi_diff(a, b)
             self.cb = _chi_diff(b, a)
+
+
+def _log_e(a, b, u, v, lxm, lym):
+    """E = a (log(x/mu) - u) + b (log(y/(1-mu)) - v) (a u + b v = 0 exactly), clamped to <= 0."""
+    ea = torch.where((u >= -0.5) & (u <= 1.0), log1pmx(u), lxm - u)
+    eb = torch.where((v >= -0.5) & (v <= 1.0), log1pmx(v), lym - v)
+    return torch.clamp_max(a * ea + b * eb, 0.0)
 
 
 # -- the three methods ----------------------------------------------------------------------
@@ -473,8 +480,9 @@ def _temme_l(xi, nu, z):
     return sa, sb
 
 
-def _temme(a, b, x, y, pre, need_grad):
+def _temme(a, b, x, y, need_grad):
     """Temme's expansion: I, ratio_a, ratio_b (and None) for x <= mu, rho >= TEMME_RHO_MIN."""
+    pre = _Pre(a, b, x, y, need_grad)
     r, rho = pre.r, pre.rho
     w = torch.sqrt(-pre.E)
     xi = -w * math.sqrt(2.0) / torch.sqrt(rho)
@@ -495,18 +503,18 @@ def _temme(a, b, x, y, pre, need_grad):
     return value, ratio_a, ratio_b, None
 
 
-def _series(a, b, x, y, pre, need_grad):
-    """Power series I = x^a/B sum_n (1-b)_n x^n/(n! (a+n)) (DLMF 8.17.7) with its a- and
-    b-derivatives. Also returns log I in a form whose terms are all O(a) for a <= 1/2, so that
-    1 - I = -expm1(log I) keeps relative accuracy when I is close to 1."""
-    s1 = torch.zeros_like(x)  # sum_{n>=1} p_n/(a+n), p_n = (1-b)_n x^n/n!
-    t = torch.zeros_like(x)  # sum_{n>=1} n p_n/(a+n)^2
-    sb = torch.zeros_like(x)  # sum_{n>=1} (dp_n/db)/(a+n)
-    p = torch.ones_like(x)
-    dp = torch.zeros_like(x)
-    active = torch.ones_like(x, dtype=torch.bool)
-    ok = torch.zeros_like(active)
-    for n in range(1, MAX_ITER + 1):
+def _temme_value(a, b, x, y):
+    return _temme(a, b, x, y, False)
+
+
+def _temme_grad(a, b, x, y):
+    return _temme(a, b, x, y, True)
+
+
+def _series_step(need_grad):
+    """Term n of the power series (below): p_n = (1-b)_n x^n/n! and dp_n/db, and the sums."""
+
+    def step(n, a, b, x, s1, t, sb, p, dp, ok, active):
         dp = torch.where(active, (dp * (n - b) - p) * x / n, dp)
         p = torch.where(active, p * (n - b) * x / n, p)
         term = p / (a + n)
@@ -523,8 +531,17 @@ def _series(a, b, x, y, pre, need_grad):
             )
         ok = ok | (active & done)
         active = active & ~done
-        if not bool(active.any()):
-            break
+        return s1, t, sb, p, dp, ok, active
+
+    step.__name__ = f"series_step_{'grad' if need_grad else 'value'}"
+    return step
+
+
+_SERIES_LOOP = {g: Loop(_series_step(g)) for g in (False, True)}
+
+
+def _series_finish(a, b, x, y, s1, t, sb, ok, need_grad):
+    pre = _Pre(a, b, x, y, need_grad)
     s = 1.0 / a + s1
     ly = pre.log_y
     value = torch.where(ok, torch.exp(pre.log_p - b * ly) * s, math.nan)
@@ -547,20 +564,49 @@ def _series(a, b, x, y, pre, need_grad):
     return value, ratio_a, ratio_b, log_value
 
 
-def _cf_term(a, b, x, n: int):
-    """d_n of DLMF 8.17.22 and its a- and b-derivatives (written without cancellation)."""
-    m = n // 2
-    if n % 2 == 1:
-        d = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-        # d log|d|/da = 1/(a+m) - 1/(a+2m) + 1/(a+b+m) - 1/(a+2m+1), each pair combined
-        da = d * (m / ((a + m) * (a + 2 * m)) + (m + 1 - b) / ((a + b + m) * (a + 2 * m + 1)))
-        return d, da, d / (a + b + m)
+def _series_finish_value(a, b, x, y, s1, t, sb, ok):
+    return _series_finish(a, b, x, y, s1, t, sb, ok, False)
+
+
+def _series_finish_grad(a, b, x, y, s1, t, sb, ok):
+    return _series_finish(a, b, x, y, s1, t, sb, ok, True)
+
+
+def _series(a, b, x, y, need_grad):
+    """Power series I = x^a/B sum_n (1-b)_n x^n/(n! (a+n)) (DLMF 8.17.7) with its a- and
+    b-derivatives. Also returns log I in a form whose terms are all O(a) for a <= 1/2, so that
+    1 - I = -expm1(log I) keeps relative accuracy when I is close to 1."""
+    zero = torch.zeros_like(x)
+    state = (
+        zero,  # s1 = sum_{n>=1} p_n/(a+n), p_n = (1-b)_n x^n/n!
+        zero,  # t = sum_{n>=1} n p_n/(a+n)^2
+        zero,  # sb = sum_{n>=1} (dp_n/db)/(a+n)
+        torch.ones_like(x),  # p
+        zero,  # dp
+        torch.zeros_like(x, dtype=torch.bool),  # ok
+        torch.ones_like(x, dtype=torch.bool),  # active
+    )
+    s1, t, sb, _, _, ok, _ = _SERIES_LOOP[need_grad]((a, b, x), state, MAX_ITER)
+    finish = _SERIES_FINISH[need_grad]
+    return finish(a, b, x, y, s1, t, sb, ok)
+
+
+def _cf_odd(a, b, x, m):
+    """d_(2m+1) of DLMF 8.17.22 and its a- and b-derivatives (written without cancellation)."""
+    d = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+    # d log|d|/da = 1/(a+m) - 1/(a+2m) + 1/(a+b+m) - 1/(a+2m+1), each pair combined
+    da = d * (m / ((a + m) * (a + 2 * m)) + (m + 1 - b) / ((a + b + m) * (a + 2 * m + 1)))
+    return d, da, d / (a + b + m)
+
+
+def _cf_even(a, b, x, m):
+    """d_(2m) of DLMF 8.17.22 and its a- and b-derivatives."""
     den = (a + 2 * m - 1) * (a + 2 * m)
     d = m * (b - m) * x / den
     return d, -d * (1.0 / (a + 2 * m - 1) + 1.0 / (a + 2 * m)), m * x / den
 
 
-def _cf_one_plus_odd(a, b, x, y, d, m: int):
+def _cf_one_plus_odd(a, b, x, y, d, m):
     """1 + d_(2m+1) = ((a+m)(1-d) + m(a(3-x) + m(4-x) + 1)) / ((a+2m)(a+2m+1)) with
     1 - d = a + 1 - (a+b) x > 0: all terms positive, where 1 + d_(2m+1) itself cancels as
     x -> 1. Returns it and its a- and b-derivatives (dd/da = -y, dd/db = x)."""
@@ -571,81 +617,148 @@ def _cf_one_plus_odd(a, b, x, y, d, m: int):
     return w, (na - w * (2.0 * a + 4 * m + 1)) / q, -(a + m) * x / q
 
 
-def _continued_fraction(a, b, x, y, pre, need_grad):
+def _cf_brackets(f, ga, gb, la, lb, d2, p23, p23a, p23b, w0, w0a, w0b, d2a, d2b):
+    """K = W1/(W1 + d1) from W2 = f and the ratio brackets d log K/da + la, d log K/db + lb, with
+    p23 = d2 d3 and p23a, p23b its derivatives."""
+    t = p23 / f
+    big_w = 1.0 + d2 - t
+    big_u = w0 + d2 - t
+    ta = p23a / f - t * ga
+    tb = p23b / f - t * gb
+    ka = (d2a - ta) / big_w - (w0a + d2a - ta) / big_u  # d log K / da
+    kb = (d2b - tb) / big_w - (w0b + d2b - tb) / big_u
+    return big_w / big_u, ka + la, kb + lb
+
+
+def _cf_init(a, b, x, y, need_grad):
+    """The fixed terms of the contraction, the start of the Lentz iteration for W2 and the
+    loop state; returns (loop constants, loop state, log P)."""
+    pre = _Pre(a, b, x, y, need_grad)
+    d = pre.d
+    d2, d2a, d2b = _cf_even(a, b, x, 1)
+    d3, d3a, d3b = _cf_odd(a, b, x, 1)
+    w0, w0a, w0b = _cf_one_plus_odd(a, b, x, y, d, 0)
+    w1, w1a, w1b = _cf_one_plus_odd(a, b, x, y, d, 1)
+    e4, e4a, e4b = _cf_even(a, b, x, 2)
+    f = w1 + e4
+    zero = torch.zeros_like(x)
+    ok = torch.zeros_like(x, dtype=torch.bool)
+    active = torch.ones_like(x, dtype=torch.bool)
+    if not need_grad:
+        return (a, b, x, y, d), (f, f, zero, ok, active), pre.log_p
+    # the ratio brackets are d log K/da + la and d log K/db + lb
+    la = pre.lxm + pre.ca - 1.0 / a
+    lb = pre.lym + pre.cb
+    ga, gb = (w1a + e4a) / f, (w1b + e4b) / f  # d log W2 / da, db
+    bra = torch.full_like(x, 1e300)  # the brackets of the previous step
+    p23, p23a, p23b = d2 * d3, d2a * d3 + d2 * d3a, d2b * d3 + d2 * d3b
+    consts = (a, b, x, y, d, la, lb, d2, p23, p23a, p23b, w0, w0a, w0b, d2a, d2b)
+    # f, ga, gb, c, ca, cb, dd, da, db, bra, brb, ok, active
+    state = (f, ga, gb, f, w1a + e4a, w1b + e4b, zero, zero, zero, bra, bra, ok, active)
+    return consts, state, pre.log_p
+
+
+def _cf_init_value(a, b, x, y):
+    return _cf_init(a, b, x, y, False)
+
+
+def _cf_init_grad(a, b, x, y):
+    return _cf_init(a, b, x, y, True)
+
+
+def _cf_step_value(j, a, b, x, y, d, f, c, dd, ok, active):
+    """Step j of modified Lentz for W2 (no derivatives)."""
+    e, _, _ = _cf_even(a, b, x, j + 1)
+    o, _, _ = _cf_odd(a, b, x, j + 1)
+    num = -e * o
+    w, _, _ = _cf_one_plus_odd(a, b, x, y, d, j + 1)
+    e2, _, _ = _cf_even(a, b, x, j + 2)
+    den = w + e2
+    dn = 1.0 / (den + num * dd)
+    cn = den + num / c
+    step = cn * dn
+    f = torch.where(active, f * step, f)
+    done = (step - 1.0).abs() <= _EPS
+    dd, c = torch.where(active, dn, dd), torch.where(active, cn, c)
+    ok = ok | (active & done)
+    active = active & ~done
+    return f, c, dd, ok, active
+
+
+def _cf_step_grad(j, *args):
+    """Step j of modified Lentz for W2, with d/da, d/db of log W2 and of its factors C, D;
+    converged when the ratio brackets themselves have."""
+    a, b, x, y, d, la, lb, d2, p23, p23a, p23b, w0, w0a, w0b, d2a, d2b = args[:16]
+    f, ga, gb, c, ca, cb, dd, da, db, bra, brb, ok, active = args[16:]
+    e, ea, eb = _cf_even(a, b, x, j + 1)
+    o, oa, ob = _cf_odd(a, b, x, j + 1)
+    num, num_a, num_b = -e * o, -(ea * o + e * oa), -(eb * o + e * ob)
+    w, wa, wb = _cf_one_plus_odd(a, b, x, y, d, j + 1)
+    e2, e2a, e2b = _cf_even(a, b, x, j + 2)
+    den, den_a, den_b = w + e2, wa + e2a, wb + e2b
+    dn = 1.0 / (den + num * dd)
+    cn = den + num / c
+    step = cn * dn
+    f = torch.where(active, f * step, f)
+    done = (step - 1.0).abs() <= _EPS
+    dn_a = -dn * dn * (den_a + num_a * dd + num * da)
+    dn_b = -dn * dn * (den_b + num_b * dd + num * db)
+    cn_a = den_a + (num_a - num * ca / c) / c
+    cn_b = den_b + (num_b - num * cb / c) / c
+    ga = torch.where(active, ga + cn_a / cn + dn_a / dn, ga)
+    gb = torch.where(active, gb + cn_b / cn + dn_b / dn, gb)
+    da, db = torch.where(active, dn_a, da), torch.where(active, dn_b, db)
+    ca, cb = torch.where(active, cn_a, ca), torch.where(active, cn_b, cb)
+    # stop when the ratios themselves have converged
+    _, nra, nrb = _cf_brackets(f, ga, gb, la, lb, d2, p23, p23a, p23b, w0, w0a, w0b, d2a, d2b)
+    done &= ((nra - bra).abs() <= _EPS * nra.abs()) & ((nrb - brb).abs() <= _EPS * nrb.abs())
+    bra, brb = torch.where(active, nra, bra), torch.where(active, nrb, brb)
+    dd, c = torch.where(active, dn, dd), torch.where(active, cn, c)
+    ok = ok | (active & done)
+    active = active & ~done
+    return f, ga, gb, c, ca, cb, dd, da, db, bra, brb, ok, active
+
+
+_CF_LOOP = {False: Loop(_cf_step_value), True: Loop(_cf_step_grad)}
+
+
+def _cf_finish_value(a, b, x, y, log_p, f, ok):
+    d2, _, _ = _cf_even(a, b, x, 1)
+    d3, _, _ = _cf_odd(a, b, x, 1)
+    w0, _, _ = _cf_one_plus_odd(a, b, x, y, _deviation(a, b, x, y), 0)
+    t = d2 * d3 / f
+    k = (1.0 + d2 - t) / (w0 + d2 - t)
+    return torch.where(ok, torch.exp(log_p) * k / a, math.nan)
+
+
+def _cf_finish_grad(consts, log_p, f, bra, brb, ok):
+    a, b, x, y, d, la, lb, d2, p23, p23a, p23b, w0, w0a, w0b, d2a, d2b = consts
+    t = p23 / f
+    k = (1.0 + d2 - t) / (w0 + d2 - t)
+    value = torch.where(ok, torch.exp(log_p) * k / a, math.nan)
+    scale = x * y * k / a
+    ratio_a = torch.where(ok, scale * bra, math.nan)
+    return value, ratio_a, torch.where(ok, scale * brb, math.nan), None
+
+
+def _continued_fraction(a, b, x, y, need_grad):
     """DLMF 8.17.22, I = (P/a) K with 1/K = 1 + d1/(1 + d2/(1 + ...)), in its even contraction
     1/K = 1 + d1/W1, W1 = 1 + d2 - d2 d3/W2, W_m = (1 + d_(2m-1)) + d_(2m) - d_(2m) d_(2m+1)/W_(m+1),
     so K = W1/(W1 + d1) with 1 + d1 and each 1 + d_odd formed without cancellation (the plain
     fraction loses ~K ulp as x -> 1). W2 by modified Lentz, carrying d/da, d/db of log W2."""
-    d = pre.d
-    d2, d2a, d2b = _cf_term(a, b, x, 2)
-    d3, d3a, d3b = _cf_term(a, b, x, 3)
-    w0, w0a, w0b = _cf_one_plus_odd(a, b, x, y, d, 0)
-    if need_grad:  # the ratio brackets are d log K/da + la and d log K/db + lb
-        la = pre.lxm + pre.ca - 1.0 / a
-        lb = pre.lym + pre.cb
-
-    def brackets(f, ga, gb):
-        t = d2 * d3 / f
-        big_w = 1.0 + d2 - t
-        big_u = w0 + d2 - t
-        ta = (d2a * d3 + d2 * d3a) / f - t * ga
-        tb = (d2b * d3 + d2 * d3b) / f - t * gb
-        ka = (d2a - ta) / big_w - (w0a + d2a - ta) / big_u  # d log K / da
-        kb = (d2b - tb) / big_w - (w0b + d2b - tb) / big_u
-        return big_w / big_u, ka + la, kb + lb
-
-    w1, w1a, w1b = _cf_one_plus_odd(a, b, x, y, d, 1)
-    e4, e4a, e4b = _cf_term(a, b, x, 4)
-    f = w1 + e4
-    ga, gb = (w1a + e4a) / f, (w1b + e4b) / f  # d log W2 / da, db
-    c, ca, cb = f, w1a + e4a, w1b + e4b
-    dd = torch.zeros_like(x)
-    da = torch.zeros_like(x)
-    db = torch.zeros_like(x)
-    bra = torch.full_like(x, 1e300)  # the brackets of the previous step
-    brb = bra
-    active = torch.ones_like(x, dtype=torch.bool)
-    ok = torch.zeros_like(active)
-    for j in range(1, MAX_ITER + 1):
-        e, ea, eb = _cf_term(a, b, x, 2 * j + 2)
-        o, oa, ob = _cf_term(a, b, x, 2 * j + 3)
-        num, num_a, num_b = -e * o, -(ea * o + e * oa), -(eb * o + e * ob)
-        w, wa, wb = _cf_one_plus_odd(a, b, x, y, d, j + 1)
-        e2, e2a, e2b = _cf_term(a, b, x, 2 * j + 4)
-        den, den_a, den_b = w + e2, wa + e2a, wb + e2b
-        dn = 1.0 / (den + num * dd)
-        cn = den + num / c
-        step = cn * dn
-        f = torch.where(active, f * step, f)
-        done = (step - 1.0).abs() <= _EPS
-        if need_grad:
-            dn_a = -dn * dn * (den_a + num_a * dd + num * da)
-            dn_b = -dn * dn * (den_b + num_b * dd + num * db)
-            cn_a = den_a + (num_a - num * ca / c) / c
-            cn_b = den_b + (num_b - num * cb / c) / c
-            ga = torch.where(active, ga + cn_a / cn + dn_a / dn, ga)
-            gb = torch.where(active, gb + cn_b / cn + dn_b / dn, gb)
-            da, db = torch.where(active, dn_a, da), torch.where(active, dn_b, db)
-            ca, cb = torch.where(active, cn_a, ca), torch.where(active, cn_b, cb)
-            # stop when the ratios themselves have converged
-            _, nra, nrb = brackets(f, ga, gb)
-            done &= ((nra - bra).abs() <= _EPS * nra.abs()) & (
-                (nrb - brb).abs() <= _EPS * nrb.abs()
-            )
-            bra, brb = torch.where(active, nra, bra), torch.where(active, nrb, brb)
-        dd, c = torch.where(active, dn, dd), torch.where(active, cn, c)
-        ok = ok | (active & done)
-        active = active & ~done
-        if not bool(active.any()):
-            break
-    t = d2 * d3 / f
-    k = (1.0 + d2 - t) / (w0 + d2 - t)
-    value = torch.where(ok, torch.exp(pre.log_p) * k / a, math.nan)
+    consts, state, log_p = _CF_INIT[need_grad](a, b, x, y)
+    state = _CF_LOOP[need_grad](consts, state, MAX_ITER)
     if not need_grad:
-        return value, None, None, None
-    scale = x * y * k / a
-    ratio_a = torch.where(ok, scale * bra, math.nan)
-    return value, ratio_a, torch.where(ok, scale * brb, math.nan), None
+        f, _, _, ok, _ = state
+        return _cf_finish_value(a, b, x, y, log_p, f, ok), None, None, None
+    f, bra, brb, ok = state[0], state[9], state[10], state[11]
+    return _cf_finish_grad(consts, log_p, f, bra, brb, ok)
+
+
+# the value-only and the value-and-gradient variants, by need_grad
+_TEMME = {False: _temme_value, True: _temme_grad}
+_SERIES_FINISH = {False: _series_finish_value, True: _series_finish_grad}
+_CF_INIT = {False: _cf_init_value, True: _cf_init_grad}
 
 
 # -- dispatch --------------------------------------------------------------------------------
@@ -665,84 +778,192 @@ def _prepare(*args):
 
 
 def _subset(mask, *ts):
+    if mask is None:
+        return list(ts)
     return [t[mask] for t in ts]
 
 
-def _regimes(a, b, x, y):
-    """Method masks for valid a, b > 0, 0 < x, y < 1 with x or y exact (the smaller one) and the
-    other its complement: temme, series, fraction, and swap (the method runs on I_y(b, a))."""
+def _temme_test(a, b, x, y):
+    """|xi| <= TEMME_XI_MAX, i.e. -2 E <= TEMME_XI_MAX^2 rho."""
+    pre = _Pre(a, b, x, y, need_chi=False)
+    return -2.0 * pre.E <= TEMME_XI_MAX**2 * pre.rho
+
+
+def _other_regimes(a, b, x, y, temme):
+    """series, fraction and swap given the Temme mask (see _regimes)."""
     r = a + b
-    rho = a * b / r
     d = _deviation(a, b, x, y)
-    big = rho >= TEMME_RHO_MIN
-    temme = torch.zeros_like(big)
-    if bool(big.any()):
-        sub = _Pre(*_subset(big, a, b, x, y), need_chi=False)
-        temme[big] = -2.0 * sub.E <= TEMME_XI_MAX**2 * sub.rho  # |xi| <= XI_MAX
     # series: terms within a factor ~e of the sum and <= ~110 of them; for a <= 1/2 up to
     # b x <= 1.5, where the fraction is slow (the incomplete-gamma limit P(a, b x))
     ser_d = ~temme & (x <= 0.7) & ((b * x <= 1.0) | ((a <= 0.5) & (b * x <= 1.5)))
     ser_s = ~temme & ~ser_d & (y <= 0.7) & ((a * y <= 1.0) | ((b <= 0.5) & (a * y <= 1.5)))
     fraction = ~temme & ~ser_d & ~ser_s
     swap = (temme & (d > 0)) | ser_s | (fraction & (x * (r + 2.0) > a + 1.0))
-    return temme, ser_d | ser_s, fraction, swap
+    # the method's arguments: (b, a, y, x) where it runs on the mirror image
+    a, b = torch.where(swap, b, a), torch.where(swap, a, b)
+    x, y = torch.where(swap, y, x), torch.where(swap, x, y)
+    return ser_d | ser_s, fraction, swap, a, b, x, y
+
+
+def _oriented(x, y):
+    """The smaller of x and y exact and the other its complement."""
+    small_x = x <= y
+    return torch.where(small_x, x, 1.0 - y), torch.where(small_x, 1.0 - x, y)
+
+
+def _regimes_and_args(a, b, x, y):
+    """Method masks and the methods' arguments for valid a, b > 0, 0 < x, y < 1 with x or y
+    exact (the smaller one) and the other its complement."""
+    big = a * b / (a + b) >= TEMME_RHO_MIN
+    temme = torch.zeros_like(big)
+    if bool(big.any()):
+        temme[big] = _temme_test(*_subset(big, a, b, x, y))
+    series, fraction, swap, *args = _other_regimes(a, b, x, y, temme)
+    return temme, series, fraction, swap, args
+
+
+def _regimes(a, b, x, y):
+    """Method masks for valid a, b > 0, 0 < x, y < 1 with x or y exact (the smaller one) and the
+    other its complement: temme, series, fraction, and swap (the method runs on I_y(b, a))."""
+    return _regimes_and_args(a, b, x, y)[:4]
+
+
+def _combine(swap, v, r1, r2, log_v, sa):
+    """The method's results mapped back where it ran on the mirror image: I = 1 - I_y(b, a),
+    ratio_a = -ratio_b(b, a, y, x) and the reverse."""
+    comp = 1.0 - v
+    if log_v is not None:
+        # 1 - I_y(b, a) from log I_y(b, a), whose terms are all O(b) for b <= 1/2
+        comp = torch.where((sa <= 0.5) & ~torch.isnan(v), -torch.expm1(log_v), comp)
+    value = torch.where(swap, comp, v)
+    if r1 is None:
+        return value, None, None
+    return value, torch.where(swap, -r2, r1), torch.where(swap, -r1, r2)
 
 
 def _core(a, b, x, y, need_grad):
     """I_x(a, b) and both ratios for valid a, b > 0, 0 < x, y < 1 (flat float64 tensors)."""
-    small_x = x <= y
-    x = torch.where(small_x, x, 1.0 - y)
-    y = torch.where(small_x, 1.0 - x, y)
-    temme, series, fraction, swap = _regimes(a, b, x, y)
-    a, b = torch.where(swap, b, a), torch.where(swap, a, b)
-    x, y = torch.where(swap, y, x), torch.where(swap, x, y)
-    value = torch.full_like(x, math.nan)
-    ra = torch.full_like(x, math.nan)
-    rb = torch.full_like(x, math.nan)
-    for mask, method in ((temme, _temme), (series, _series), (fraction, _continued_fraction)):
-        if not bool(mask.any()):
+    x, y = _oriented(x, y)
+    temme, series, fraction, swap, args = _regimes_and_args(a, b, x, y)
+    outs = None
+    methods = (
+        (temme, _TEMME[need_grad]),
+        (series, functools.partial(_series, need_grad=need_grad)),
+        (fraction, functools.partial(_continued_fraction, need_grad=need_grad)),
+    )
+    for mask, method in methods:
+        count = int(mask.sum())
+        if count == 0:
             continue
-        sa, sb, sx, sy = _subset(mask, a, b, x, y)
-        v, r1, r2, log_v = method(sa, sb, sx, sy, _Pre(sa, sb, sx, sy, need_grad), need_grad)
-        comp = 1.0 - v
-        if log_v is not None:
-            # 1 - I_y(b, a) from log I_y(b, a), whose terms are all O(b) for b <= 1/2
-            comp = torch.where((sa <= 0.5) & ~torch.isnan(v), -torch.expm1(log_v), comp)
-        value[mask] = torch.where(swap[mask], comp, v)
-        if need_grad:
-            ra[mask] = torch.where(swap[mask], -r2, r1)
-            rb[mask] = torch.where(swap[mask], -r1, r2)
-    return value, ra, rb
+        # one method for every lane (a scalar parameter pair, often): no gather and scatter
+        whole = count == mask.numel()
+        sub = None if whole else mask
+        sa, sb, sx, sy = _subset(sub, *args)
+        v, r1, r2, log_v = method(sa, sb, sx, sy)
+        res = _combine(_subset(sub, swap)[0], v, r1, r2, log_v, sa)
+        if whole:
+            return res
+        if outs is None:
+            outs = [torch.full_like(x, math.nan) for _ in range(3 if need_grad else 1)]
+        for o, r in zip(outs, res, strict=False):
+            o[mask] = r
+    if outs is None:
+        outs = [torch.full_like(x, math.nan) for _ in range(3 if need_grad else 1)]
+    return (*outs, None, None)[:3]
 
 
-def _evaluate(a, b, x, y, want: str):
-    (a, b, x, y), dtype = _prepare(a, b, x, y)
-    shape = a.shape
-    a, b, x, y = (t.reshape(-1) for t in (a, b, x, y))
+def _validity(a, b, x, y):
     valid = (a > 0) & (b > 0) & (a < math.inf) & (b < math.inf)
     valid &= (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
     inner = valid & (x > 0) & (y > 0)
-    out = torch.full_like(a, math.nan)
-    if bool(inner.any()):
-        v, ra, rb = _core(*_subset(inner, a, b, x, y), need_grad=want != "value")
-        out[inner] = {"value": v, "da": ra, "db": rb}[want]
+    return valid, inner
+
+
+def _evaluate(a, b, x, y, need_grad: bool):
+    """(I, ratio_a, ratio_b) with need_grad, else (I,), in the inputs' broadcast shape and dtype."""
+    (a, b, x, y), dtype = _prepare(a, b, x, y)
+    shape = a.shape
+    a, b, x, y = (t.reshape(-1) for t in (a, b, x, y))
+    valid, inner = _validity(a, b, x, y)
+    count = int(inner.sum())
+    outs = [torch.full_like(a, math.nan) for _ in range(3 if need_grad else 1)]
+    if count == inner.numel():
+        outs = list(_core(a, b, x, y, need_grad)[: len(outs)])
+    elif count:
+        res = _core(*_subset(inner, a, b, x, y), need_grad=need_grad)
+        for o, r in zip(outs, res, strict=False):
+            o[inner] = r
     # at x = 0 or y = 0: I is 0 or 1 and both ratios tend to 0
-    edge = valid & ~inner
-    at_one = (y == 0) & (x != 0)
-    if want == "value":
-        out = torch.where(edge, at_one.to(out.dtype), out)
-    else:
-        out = torch.where(edge, 0.0, out)
-    return out.reshape(shape).to(dtype)
+    if count < valid.numel():
+        edge = valid & ~inner
+        at_one = (y == 0) & (x != 0)
+        outs[0] = torch.where(edge, at_one.to(outs[0].dtype), outs[0])
+        outs[1:] = [torch.where(edge, 0.0, o) for o in outs[1:]]
+    return [o.reshape(shape).to(dtype) for o in outs]
+
+
+class _RatioCache:
+    """betainc_da_ratio and betainc_db_ratio come out of one evaluation; when one of them is
+    asked for, the other is kept here for a following call with the very same argument tensors
+    (same objects, not modified since), as generated gradient code makes. One entry, dropped
+    when it is used, replaced or any of its argument tensors is freed."""
+
+    def __init__(self):
+        self._entry = None
+
+    def take(self, args, want: str):
+        entry = self._entry
+        if entry is None or want not in entry[2]:
+            return None
+        refs, versions, results = entry
+        same = all(r() is t for r, t in zip(refs, args, strict=True))
+        if not same or _versions(args) != versions:
+            return None
+        self._entry = None
+        return results[want]
+
+    def put(self, args, results: dict):
+        versions = _versions(args)
+        if versions is None:
+            self._entry = None
+            return
+        entry = None
+
+        def drop(_ref):
+            if self._entry is entry:
+                self._entry = None
+
+        refs = tuple(weakref.ref(t, drop) for t in args)
+        entry = (refs, versions, results)
+        self._entry = entry
+
+
+def _versions(args):
+    """The version counters of the argument tensors (bumped by in-place changes), or None when
+    an argument is no tensor or has none (inference-mode tensors)."""
+    try:
+        return tuple(t._version for t in args)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_RATIOS = _RatioCache()
+
+
+def _ratio(args, want: str, other: str):
+    cached = _RATIOS.take(args, want)
+    if cached is not None:
+        return cached
+    _, ra, rb = _evaluate(*args, need_grad=True)
+    got = {"da": ra, "db": rb}
+    _RATIOS.put(args, {other: got[other]})
+    return got[want]
 
 
 # -- public functions ------------------------------------------------------------------------
 
 
-def betaln(a, b) -> torch.Tensor:
-    """log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b), accurate for huge or unequal a, b:
-    -a log1p(b/a) - b log1p(a/b) - log(ab/(2 pi (a+b)))/2 + w(a) + w(b) - w(a+b)."""
-    (a, b), dtype = _prepare(a, b)
+def _betaln(a, b):
     valid = (a > 0) & (b > 0)
     aa = torch.where(valid, a, 1.0)
     bb = torch.where(valid, b, 1.0)
@@ -752,14 +973,10 @@ def betaln(a, b) -> torch.Tensor:
     out = -aa * torch.log1p(bb / aa) - bb * torch.log1p(aa / bb)
     out = out - 0.5 * (torch.log(rho) - _LOG_2PI) + dw
     out = torch.where(valid, out, math.nan)
-    out = torch.where(valid & ((a == math.inf) | (b == math.inf)), -math.inf, out)
-    return out.to(dtype)
+    return torch.where(valid & ((a == math.inf) | (b == math.inf)), -math.inf, out)
 
 
-def log_beta_density(a, b, x, y) -> torch.Tensor:
-    """log(x^(a-1) y^(b-1) / B(a, b)) = log dI_x(a, b)/dx with y = 1 - x, accurate for large a, b
-    near the mode; x = 0 or y = 0 give the limits (+inf, a finite value, or -inf)."""
-    (a, b, x, y), dtype = _prepare(a, b, x, y)
+def _log_beta_density(a, b, x, y):
     valid = (a > 0) & (b > 0) & (a < math.inf) & (b < math.inf)
     valid &= (x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)
     inner = valid & (x > 0) & (y > 0)
@@ -776,21 +993,35 @@ def log_beta_density(a, b, x, y) -> torch.Tensor:
     at0 = torch.where(a < 1, math.inf, torch.where(a == 1, torch.log(b), -math.inf))
     at1 = torch.where(b < 1, math.inf, torch.where(b == 1, torch.log(a), -math.inf))
     out = torch.where(valid & (x == 0), at0, out)
-    out = torch.where(valid & (y == 0) & (x != 0), at1, out)
-    return out.to(dtype)
+    return torch.where(valid & (y == 0) & (x != 0), at1, out)
+
+
+def betaln(a, b) -> torch.Tensor:
+    """log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b), accurate for huge or unequal a, b:
+    -a log1p(b/a) - b log1p(a/b) - log(ab/(2 pi (a+b)))/2 + w(a) + w(b) - w(a+b)."""
+    (a, b), dtype = _prepare(a, b)
+    return _betaln(a.reshape(-1), b.reshape(-1)).reshape(a.shape).to(dtype)
+
+
+def log_beta_density(a, b, x, y) -> torch.Tensor:
+    """log(x^(a-1) y^(b-1) / B(a, b)) = log dI_x(a, b)/dx with y = 1 - x, accurate for large a, b
+    near the mode; x = 0 or y = 0 give the limits (+inf, a finite value, or -inf)."""
+    (a, b, x, y), dtype = _prepare(a, b, x, y)
+    out = _log_beta_density(*(t.reshape(-1) for t in (a, b, x, y)))
+    return out.reshape(a.shape).to(dtype)
 
 
 def betainc(a, b, x, y) -> torch.Tensor:
     """Regularized incomplete beta I_x(a, b) = int_0^x t^(a-1) (1-t)^(b-1) dt / B(a, b), given
     y = 1 - x as well; full relative accuracy in both tails."""
-    return _evaluate(a, b, x, y, "value")
+    return _evaluate(a, b, x, y, need_grad=False)[0]
 
 
 def betainc_da_ratio(a, b, x, y) -> torch.Tensor:
     """(dI_x(a, b)/da) / (dI_x(a, b)/dx), without forming either (the density cancels)."""
-    return _evaluate(a, b, x, y, "da")
+    return _ratio((a, b, x, y), "da", "db")
 
 
 def betainc_db_ratio(a, b, x, y) -> torch.Tensor:
     """(dI_x(a, b)/db) / (dI_x(a, b)/dx) = -betainc_da_ratio(b, a, y, x)."""
-    return _evaluate(a, b, x, y, "db")
+    return _ratio((a, b, x, y), "db", "da")

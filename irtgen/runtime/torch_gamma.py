@@ -31,6 +31,7 @@ import math
 import torch
 
 from irtgen.runtime import temme_coefficients as tc
+from irtgen.runtime.torch_loop import Loop
 from irtgen.runtime.torch_math import log1pmx
 
 MAX_ITER = 300  # series and continued fraction terms; the regimes need at most ~120
@@ -141,25 +142,49 @@ def log_gamma_density(a, x) -> torch.Tensor:
 # -- the three regimes -----------------------------------------------------------------------
 
 
+def _series_step(n, a, x, t, dt, s, ds, act):
+    """Term n of S and dS/da."""
+    an = a + n
+    t = t * (x / an)
+    dt = dt * (x / an) - t / an
+    s = s + torch.where(act, t, 0.0)
+    ds = ds + torch.where(act, dt, 0.0)
+    act = act & ~((t <= _EPS * s) & (dt.abs() <= _EPS * ds.abs()))
+    return t, dt, s, ds, act
+
+
 def _series(a, x):
     """S = sum_n x^n/((a+1)...(a+n)) and dS/da; P = x^a e^-x/Gamma(a+1) S. NaN if the
     series did not converge within MAX_ITER terms."""
-    t = torch.ones_like(x)
-    dt = torch.zeros_like(x)
-    s = torch.ones_like(x)
-    ds = torch.zeros_like(x)
-    act = torch.ones_like(x, dtype=torch.bool)
-    for n in range(1, MAX_ITER + 1):
-        an = a + n
-        t = t * (x / an)
-        dt = dt * (x / an) - t / an
-        s = s + torch.where(act, t, 0.0)
-        ds = ds + torch.where(act, dt, 0.0)
-        act = act & ~((t <= _EPS * s) & (dt.abs() <= _EPS * ds.abs()))
-        if not bool(act.any()):
-            break
+    one = torch.ones_like(x)
+    zero = torch.zeros_like(x)
+    state = (one, zero, one, zero, torch.ones_like(x, dtype=torch.bool))
+    _, _, s, ds, act = _SERIES_LOOP((a, x), state, MAX_ITER)
     s = torch.where(act, math.nan, s)
     return s, ds
+
+
+def _cf_step(n, a, logx, b, c, dc, d, dd, g, dlog, act):
+    """Step n of modified Lentz for G, each factor differentiated in a."""
+    an = -n * (n - a)
+    b = b + 2.0
+    d_new = 1.0 / (b + an * d)
+    dd_over_d = -d_new * (-1.0 + n * d + an * dd)
+    dd = dd_over_d * d_new
+    d = d_new
+    c_new = b + an / c
+    dc = -1.0 + (n - an * dc / c) / c
+    c = c_new
+    delta = c * d
+    step = dc / c + dd_over_d
+    g = torch.where(act, g * delta, g)
+    dlog = dlog + torch.where(act, step, 0.0)
+    # d log G/da enters the ratio next to log x - psi(a): for huge x it is tiny against
+    # log x and need not be resolved to its own relative precision
+    act = act & ~(
+        ((delta - 1.0).abs() <= _EPS_DELTA) & (step.abs() <= _EPS * (dlog.abs() + logx.abs()))
+    )
+    return b, c, dc, d, dd, g, dlog, act
 
 
 def _continued_fraction(a, x):
@@ -167,37 +192,17 @@ def _continued_fraction(a, x):
     b_n = x + 2n + 1 - a, a_n = -n (n - a); Q = x^a e^-x/Gamma(a) / G (DLMF 8.9.2, even
     part). Modified Lentz, each of its factors C_n, D_n differentiated in a."""
     b = x + 1.0 - a
-    g = b.clone()
-    dlog = -1.0 / b
-    logx = torch.log(x)
-    c = b.clone()
-    dc = -torch.ones_like(x)
-    d = torch.zeros_like(x)
-    dd = torch.zeros_like(x)
+    zero = torch.zeros_like(x)
     act = torch.ones_like(x, dtype=torch.bool)
-    for n in range(1, MAX_ITER + 1):
-        an = -n * (n - a)
-        b = b + 2.0
-        d_new = 1.0 / (b + an * d)
-        dd_over_d = -d_new * (-1.0 + n * d + an * dd)
-        dd = dd_over_d * d_new
-        d = d_new
-        c_new = b + an / c
-        dc = -1.0 + (n - an * dc / c) / c
-        c = c_new
-        delta = c * d
-        step = dc / c + dd_over_d
-        g = torch.where(act, g * delta, g)
-        dlog = dlog + torch.where(act, step, 0.0)
-        # d log G/da enters the ratio next to log x - psi(a): for huge x it is tiny against
-        # log x and need not be resolved to its own relative precision
-        act = act & ~(
-            ((delta - 1.0).abs() <= _EPS_DELTA) & (step.abs() <= _EPS * (dlog.abs() + logx.abs()))
-        )
-        if not bool(act.any()):
-            break
+    state = (b, b.clone(), -torch.ones_like(x), zero, zero, b.clone(), -1.0 / b, act)
+    _, _, _, _, _, g, dlog, act = _CF_LOOP((a, torch.log(x)), state, MAX_ITER)
     g = torch.where(act, math.nan, g)
     return g, dlog
+
+
+# series and fraction run on the lanes that have not converged yet (torch_loop.Loop)
+_SERIES_LOOP = Loop(_series_step)
+_CF_LOOP = Loop(_cf_step)
 
 
 def _temme(a, x):
