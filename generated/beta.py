@@ -62,29 +62,35 @@ def pdf_torch(z, concentration1, concentration0):
     return torch.exp(ts.log_beta_density(concentration1, concentration0, z, 1.0 - z))
 
 
-def log_prob_grad_torch(z, concentration1, concentration0):
+def log_prob_grad_torch(z, concentration1, concentration0, needs=None):
     # d log q/dz = -(concentration0 - 1)/(1 - z) + (concentration1 - 1)/z
     # d log q/dconcentration1 = log(z) - polygamma(0, concentration1) + polygamma(0, concentration0 + concentration1)
     # d log q/dconcentration0 = log1p(-z) - polygamma(0, concentration0) + polygamma(0, concentration0 + concentration1)
-    _t0 = torch.digamma(concentration0 + concentration1)
-    return (concentration1 - 1.0) / z - (concentration0 - 1.0) / (1.0 - z), _t0 + torch.log(z) - torch.digamma(concentration1), _t0 + torch.log1p(-z) - torch.digamma(concentration0)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = torch.digamma(concentration0 + concentration1) if _n1 or _n2 else None
+    return ((concentration1 - 1.0) / z - (concentration0 - 1.0) / (1.0 - z) if _n0 else None), (_t0 + torch.log(z) - torch.digamma(concentration1) if _n1 else None), (_t0 + torch.log1p(-z) - torch.digamma(concentration0) if _n2 else None)
 
 
-def cdf_grad_torch(z, concentration1, concentration0):
+def cdf_grad_torch(z, concentration1, concentration0, needs=None):
     # dF/dz = q = exp(log_beta_density(concentration1, concentration0, z, 1 - z))
     # dF/dconcentration1 = exp(log_beta_density(concentration1, concentration0, z, 1 - z))*betainc_da_ratio(concentration1, concentration0, z, 1 - z)
     # dF/dconcentration0 = exp(log_beta_density(concentration1, concentration0, z, 1 - z))*betainc_db_ratio(concentration1, concentration0, z, 1 - z)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 - z
     _t1 = torch.exp(ts.log_beta_density(concentration1, concentration0, z, _t0))
-    return _t1, _t1 * ts.betainc_da_ratio(concentration1, concentration0, z, _t0), _t1 * ts.betainc_db_ratio(concentration1, concentration0, z, _t0)
+    return (_t1 if _n0 else None), (_t1 * ts.betainc_da_ratio(concentration1, concentration0, z, _t0) if _n1 else None), (_t1 * ts.betainc_db_ratio(concentration1, concentration0, z, _t0) if _n2 else None)
 
 
-def implicit_grad_torch(z, concentration1, concentration0):
+def implicit_grad_torch(z, concentration1, concentration0, needs=None):
     # dz/du = 1/q = exp(-log_beta_density(concentration1, concentration0, z, 1 - z))
     # dz/dconcentration1 = -betainc_da_ratio(concentration1, concentration0, z, 1 - z)
     # dz/dconcentration0 = -betainc_db_ratio(concentration1, concentration0, z, 1 - z)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 - z
-    return torch.exp(-ts.log_beta_density(concentration1, concentration0, z, _t0)), -ts.betainc_da_ratio(concentration1, concentration0, z, _t0), -ts.betainc_db_ratio(concentration1, concentration0, z, _t0)
+    return (torch.exp(-ts.log_beta_density(concentration1, concentration0, z, _t0)) if _n0 else None), (-ts.betainc_da_ratio(concentration1, concentration0, z, _t0) if _n1 else None), (-ts.betainc_db_ratio(concentration1, concentration0, z, _t0) if _n2 else None)
 
 
 def support_torch(concentration1, concentration0):

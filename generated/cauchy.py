@@ -61,32 +61,38 @@ def pdf_torch(z, loc, scale):
     return 0.31830988618379069 * scale / (scale**2 + (loc - z)**2)
 
 
-def log_prob_grad_torch(z, loc, scale):
+def log_prob_grad_torch(z, loc, scale, needs=None):
     # d log q/dz = 2*(loc - z)/(scale**2 + (loc - z)**2)
     # d log q/dloc = 2*(-loc + z)/(scale**2 + (loc - z)**2)
     # d log q/dscale = -2*scale/(scale**2 + (loc - z)**2) + 1/scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = loc - z
     _t1 = 2.0 / (_t0**2 + scale**2)
-    return _t0 * _t1, -_t0 * _t1, 1.0 / scale - _t1 * scale
+    return (_t0 * _t1 if _n0 else None), (-_t0 * _t1 if _n1 else None), (1.0 / scale - _t1 * scale if _n2 else None)
 
 
-def cdf_grad_torch(z, loc, scale):
+def cdf_grad_torch(z, loc, scale, needs=None):
     # dF/dz = q = scale/(pi*(scale**2 + (loc - z)**2))
     # dF/dloc = -scale/(pi*(scale**2 + (loc - z)**2))
     # dF/dscale = (loc - z)/(pi*(scale**2 + (loc - z)**2))
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = loc - z
     _t1 = 0.31830988618379069 / (_t0**2 + scale**2)
-    _t2 = _t1 * scale
-    return _t2, -_t2, _t0 * _t1
+    _t2 = _t1 * scale if _n0 or _n1 else None
+    return (_t2 if _n0 else None), (-_t2 if _n1 else None), (_t0 * _t1 if _n2 else None)
 
 
-def implicit_grad_torch(z, loc, scale):
+def implicit_grad_torch(z, loc, scale, needs=None):
     # dz/du = 1/q = pi*(scale**2 + (loc - z)**2)/scale
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
-    _t0 = 1.0 / scale
-    _t1 = loc - z
-    return 3.1415926535897931 * _t0 * (_t1**2 + scale**2), tm.full_like(z, 1.0), -_t0 * _t1
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = 1.0 / scale if _n0 or _n2 else None
+    _t1 = loc - z if _n0 or _n2 else None
+    return (3.1415926535897931 * _t0 * (_t1**2 + scale**2) if _n0 else None), (tm.full_like(z, 1.0) if _n1 else None), (-_t0 * _t1 if _n2 else None)
 
 
 def support_torch(loc, scale):

@@ -62,27 +62,33 @@ def pdf_torch(z, df):
     return 0.5 * torch.exp(ts.log_gamma_density(0.5 * df, 0.5 * z))
 
 
-def log_prob_grad_torch(z, df):
+def log_prob_grad_torch(z, df, needs=None):
     # d log q/dz = (df - z - 2)/(2*z)
     # d log q/ddf = log(z/2)/2 - polygamma(0, df/2)/2
-    return 0.5 * (df - z - 2.0) / z, 0.5 * torch.log(0.5 * z) - 0.5 * torch.digamma(0.5 * df)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
+    return (0.5 * (df - z - 2.0) / z if _n0 else None), (0.5 * torch.log(0.5 * z) - 0.5 * torch.digamma(0.5 * df) if _n1 else None)
 
 
-def cdf_grad_torch(z, df):
+def cdf_grad_torch(z, df, needs=None):
     # dF/dz = q = exp(log_gamma_density(df/2, z/2))/2
     # dF/ddf = exp(log_gamma_density(df/2, z/2))*gammainc_da_ratio(df/2, z/2)/2
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
     _t0 = 0.5 * df
     _t1 = 0.5 * z
     _t2 = 0.5 * torch.exp(ts.log_gamma_density(_t0, _t1))
-    return _t2, _t2 * ts.gammainc_da_ratio(_t0, _t1)
+    return (_t2 if _n0 else None), (_t2 * ts.gammainc_da_ratio(_t0, _t1) if _n1 else None)
 
 
-def implicit_grad_torch(z, df):
+def implicit_grad_torch(z, df, needs=None):
     # dz/du = 1/q = 2*exp(-log_gamma_density(df/2, z/2))
     # dz/ddf = -gammainc_da_ratio(df/2, z/2)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
     _t0 = 0.5 * df
     _t1 = 0.5 * z
-    return 2.0 * torch.exp(-ts.log_gamma_density(_t0, _t1)), -ts.gammainc_da_ratio(_t0, _t1)
+    return (2.0 * torch.exp(-ts.log_gamma_density(_t0, _t1)) if _n0 else None), (-ts.gammainc_da_ratio(_t0, _t1) if _n1 else None)
 
 
 def support_torch(df):

@@ -61,24 +61,30 @@ def pdf_torch(z, rate):
     return rate * torch.exp(-rate * z)
 
 
-def log_prob_grad_torch(z, rate):
+def log_prob_grad_torch(z, rate, needs=None):
     # d log q/dz = -rate
     # d log q/drate = -z + 1/rate
-    return -rate, 1.0 / rate - z
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
+    return (-rate if _n0 else None), (1.0 / rate - z if _n1 else None)
 
 
-def cdf_grad_torch(z, rate):
+def cdf_grad_torch(z, rate, needs=None):
     # dF/dz = q = rate*exp(-rate*z)
     # dF/drate = z*exp(-rate*z)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
     _t0 = torch.exp(-rate * z)
-    return _t0 * rate, _t0 * z
+    return (_t0 * rate if _n0 else None), (_t0 * z if _n1 else None)
 
 
-def implicit_grad_torch(z, rate):
+def implicit_grad_torch(z, rate, needs=None):
     # dz/du = 1/q = exp(rate*z)/rate
     # dz/drate = -z/rate
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
     _t0 = 1.0 / rate
-    return _t0 * torch.exp(rate * z), -_t0 * z
+    return (_t0 * torch.exp(rate * z) if _n0 else None), (-_t0 * z if _n1 else None)
 
 
 def support_torch(rate):

@@ -62,30 +62,36 @@ def pdf_torch(z, concentration, rate):
     return rate * torch.exp(ts.log_gamma_density(concentration, rate * z))
 
 
-def log_prob_grad_torch(z, concentration, rate):
+def log_prob_grad_torch(z, concentration, rate, needs=None):
     # d log q/dz = (concentration - rate*z - 1)/z
     # d log q/dconcentration = log(rate*z) - polygamma(0, concentration)
     # d log q/drate = concentration/rate - z
-    _t0 = rate * z
-    return (concentration - _t0 - 1.0) / z, torch.log(_t0) - torch.digamma(concentration), concentration / rate - z
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = rate * z if _n0 or _n1 else None
+    return ((concentration - _t0 - 1.0) / z if _n0 else None), (torch.log(_t0) - torch.digamma(concentration) if _n1 else None), (concentration / rate - z if _n2 else None)
 
 
-def cdf_grad_torch(z, concentration, rate):
+def cdf_grad_torch(z, concentration, rate, needs=None):
     # dF/dz = q = rate*exp(log_gamma_density(concentration, rate*z))
     # dF/dconcentration = exp(log_gamma_density(concentration, rate*z))*gammainc_da_ratio(concentration, rate*z)
     # dF/drate = z*exp(log_gamma_density(concentration, rate*z))
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = rate * z
     _t1 = torch.exp(ts.log_gamma_density(concentration, _t0))
-    return _t1 * rate, _t1 * ts.gammainc_da_ratio(concentration, _t0), _t1 * z
+    return (_t1 * rate if _n0 else None), (_t1 * ts.gammainc_da_ratio(concentration, _t0) if _n1 else None), (_t1 * z if _n2 else None)
 
 
-def implicit_grad_torch(z, concentration, rate):
+def implicit_grad_torch(z, concentration, rate, needs=None):
     # dz/du = 1/q = exp(-log_gamma_density(concentration, rate*z))/rate
     # dz/dconcentration = -gammainc_da_ratio(concentration, rate*z)/rate
     # dz/drate = -z/rate
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / rate
-    _t1 = rate * z
-    return _t0 * torch.exp(-ts.log_gamma_density(concentration, _t1)), -_t0 * ts.gammainc_da_ratio(concentration, _t1), -_t0 * z
+    _t1 = rate * z if _n0 or _n1 else None
+    return (_t0 * torch.exp(-ts.log_gamma_density(concentration, _t1)) if _n0 else None), (-_t0 * ts.gammainc_da_ratio(concentration, _t1) if _n1 else None), (-_t0 * z if _n2 else None)
 
 
 def support_torch(concentration, rate):

@@ -65,36 +65,42 @@ def pdf_torch(z, loc, scale):
     return _t0 * torch.exp(_t0 * _t1 - torch.exp(_t0 * _t1))
 
 
-def log_prob_grad_torch(z, loc, scale):
+def log_prob_grad_torch(z, loc, scale, needs=None):
     # d log q/dz = expm1((loc - z)/scale)/scale
     # d log q/dloc = -expm1((loc - z)/scale)/scale
     # d log q/dscale = (-loc - scale + z + (loc - z)*exp((loc - z)/scale))/scale**2
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = _t0 * _t1
-    _t3 = _t0 * torch.expm1(_t2)
-    return _t3, -_t3, (_t1 * torch.exp(_t2) - _t1 - scale) / scale**2
+    _t3 = _t0 * torch.expm1(_t2) if _n0 or _n1 else None
+    return (_t3 if _n0 else None), (-_t3 if _n1 else None), ((_t1 * torch.exp(_t2) - _t1 - scale) / scale**2 if _n2 else None)
 
 
-def cdf_grad_torch(z, loc, scale):
+def cdf_grad_torch(z, loc, scale, needs=None):
     # dF/dz = q = exp(-exp((loc - z)/scale) + (loc - z)/scale)/scale
     # dF/dloc = -exp(-exp((loc - z)/scale) + (loc - z)/scale)/scale
     # dF/dscale = (loc - z)*exp(-exp((loc - z)/scale) + (loc - z)/scale)/scale**2
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = torch.exp(_t0 * _t1 - torch.exp(_t0 * _t1))
-    _t3 = _t0 * _t2
-    return _t3, -_t3, _t1 * _t2 / scale**2
+    _t3 = _t0 * _t2 if _n0 or _n1 else None
+    return (_t3 if _n0 else None), (-_t3 if _n1 else None), (_t1 * _t2 / scale**2 if _n2 else None)
 
 
-def implicit_grad_torch(z, loc, scale):
+def implicit_grad_torch(z, loc, scale, needs=None):
     # dz/du = 1/q = scale*exp(exp((loc - z)/scale) - (loc - z)/scale)
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
-    _t0 = 1.0 / scale
-    _t1 = loc - z
-    _t2 = _t0 * _t1
-    return scale * torch.exp(torch.exp(_t2) - _t2), tm.full_like(z, 1.0), -_t0 * _t1
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = 1.0 / scale if _n0 or _n2 else None
+    _t1 = loc - z if _n0 or _n2 else None
+    _t2 = _t0 * _t1 if _n0 else None
+    return (scale * torch.exp(torch.exp(_t2) - _t2) if _n0 else None), (tm.full_like(z, 1.0) if _n1 else None), (-_t0 * _t1 if _n2 else None)
 
 
 def support_torch(loc, scale):

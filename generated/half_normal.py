@@ -61,24 +61,30 @@ def pdf_torch(z, scale):
     return 0.79788456080286541 * torch.exp(-0.5 * z**2 / scale**2) / scale
 
 
-def log_prob_grad_torch(z, scale):
+def log_prob_grad_torch(z, scale, needs=None):
     # d log q/dz = -z/scale**2
     # d log q/dscale = -1/scale + z**2/scale**3
-    return -z / scale**2, z**2 / scale**3 - 1.0 / scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
+    return (-z / scale**2 if _n0 else None), (z**2 / scale**3 - 1.0 / scale if _n1 else None)
 
 
-def cdf_grad_torch(z, scale):
+def cdf_grad_torch(z, scale, needs=None):
     # dF/dz = q = sqrt(2)*exp(-z**2/(2*scale**2))/(sqrt(pi)*scale)
     # dF/dscale = -sqrt(2)*z*exp(-z**2/(2*scale**2))/(sqrt(pi)*scale**2)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
     _t0 = 1.0 / scale**2
     _t1 = 0.79788456080286541 * torch.exp(-0.5 * _t0 * z**2)
-    return _t1 / scale, -_t0 * _t1 * z
+    return (_t1 / scale if _n0 else None), (-_t0 * _t1 * z if _n1 else None)
 
 
-def implicit_grad_torch(z, scale):
+def implicit_grad_torch(z, scale, needs=None):
     # dz/du = 1/q = sqrt(2)*sqrt(pi)*scale*exp(z**2/(2*scale**2))/2
     # dz/dscale = z/scale
-    return 1.2533141373155003 * scale * torch.exp(0.5 * z**2 / scale**2), z / scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1 = (True,) * 2 if needs is None else needs
+    return (1.2533141373155003 * scale * torch.exp(0.5 * z**2 / scale**2) if _n0 else None), (z / scale if _n1 else None)
 
 
 def support_torch(scale):

@@ -62,31 +62,37 @@ def pdf_torch(z, concentration, rate):
     return rate * torch.exp(ts.log_gamma_density(concentration, rate / z)) / z**2
 
 
-def log_prob_grad_torch(z, concentration, rate):
+def log_prob_grad_torch(z, concentration, rate, needs=None):
     # d log q/dz = (-concentration*z + rate - z)/z**2
     # d log q/dconcentration = log_ratio(rate, z) - polygamma(0, concentration)
     # d log q/drate = concentration/rate - 1/z
-    return (rate - concentration * z - z) / z**2, tm.log_ratio(rate, z) - torch.digamma(concentration), concentration / rate - 1.0 / z
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    return ((rate - concentration * z - z) / z**2 if _n0 else None), (tm.log_ratio(rate, z) - torch.digamma(concentration) if _n1 else None), (concentration / rate - 1.0 / z if _n2 else None)
 
 
-def cdf_grad_torch(z, concentration, rate):
+def cdf_grad_torch(z, concentration, rate, needs=None):
     # dF/dz = q = rate*exp(log_gamma_density(concentration, rate/z))/z**2
     # dF/dconcentration = -exp(log_gamma_density(concentration, rate/z))*gammainc_da_ratio(concentration, rate/z)
     # dF/drate = -exp(log_gamma_density(concentration, rate/z))/z
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / z
     _t1 = _t0 * rate
     _t2 = torch.exp(ts.log_gamma_density(concentration, _t1))
-    return _t2 * rate / z**2, -_t2 * ts.gammainc_da_ratio(concentration, _t1), -_t0 * _t2
+    return (_t2 * rate / z**2 if _n0 else None), (-_t2 * ts.gammainc_da_ratio(concentration, _t1) if _n1 else None), (-_t0 * _t2 if _n2 else None)
 
 
-def implicit_grad_torch(z, concentration, rate):
+def implicit_grad_torch(z, concentration, rate, needs=None):
     # dz/du = 1/q = z**2*exp(-log_gamma_density(concentration, rate/z))/rate
     # dz/dconcentration = z**2*gammainc_da_ratio(concentration, rate/z)/rate
     # dz/drate = z/rate
-    _t0 = rate / z
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = rate / z if _n0 or _n1 else None
     _t1 = 1.0 / rate
-    _t2 = _t1 * z**2
-    return _t2 * torch.exp(-ts.log_gamma_density(concentration, _t0)), _t2 * ts.gammainc_da_ratio(concentration, _t0), _t1 * z
+    _t2 = _t1 * z**2 if _n0 or _n1 else None
+    return (_t2 * torch.exp(-ts.log_gamma_density(concentration, _t0)) if _n0 else None), (_t2 * ts.gammainc_da_ratio(concentration, _t0) if _n1 else None), (_t1 * z if _n2 else None)
 
 
 def support_torch(concentration, rate):

@@ -62,37 +62,43 @@ def pdf_torch(z, concentration1, concentration0):
     return concentration0 * concentration1 * torch.pow(z, concentration1 - 1.0) * torch.pow(-torch.expm1(concentration1 * torch.log(z)), concentration0 - 1.0)
 
 
-def log_prob_grad_torch(z, concentration1, concentration0):
+def log_prob_grad_torch(z, concentration1, concentration0, needs=None):
     # d log q/dz = (concentration1*z**concentration1*(concentration0 - 1)/expm1(concentration1*log(z)) + concentration1 - 1)/z
     # d log q/dconcentration1 = z**concentration1*(concentration0 - 1)*log(z)/expm1(concentration1*log(z)) + log(z) + 1/concentration1
     # d log q/dconcentration0 = log1mexp(concentration1*log(z)) + 1/concentration0
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = torch.log(z)
     _t1 = _t0 * concentration1
-    _t2 = torch.pow(z, concentration1) * (concentration0 - 1.0) / torch.expm1(_t1)
-    return (_t2 * concentration1 + concentration1 - 1.0) / z, _t0 * _t2 + _t0 + 1.0 / concentration1, tm.log1mexp(_t1) + 1.0 / concentration0
+    _t2 = torch.pow(z, concentration1) * (concentration0 - 1.0) / torch.expm1(_t1) if _n0 or _n1 else None
+    return ((_t2 * concentration1 + concentration1 - 1.0) / z if _n0 else None), (_t0 * _t2 + _t0 + 1.0 / concentration1 if _n1 else None), (tm.log1mexp(_t1) + 1.0 / concentration0 if _n2 else None)
 
 
-def cdf_grad_torch(z, concentration1, concentration0):
+def cdf_grad_torch(z, concentration1, concentration0, needs=None):
     # dF/dz = q = concentration0*concentration1*z**(concentration1 - 1)*(-expm1(concentration1*log(z)))**(concentration0 - 1)
     # dF/dconcentration1 = concentration0*z**concentration1*(-expm1(concentration1*log(z)))**(concentration0 - 1)*log(z)
     # dF/dconcentration0 = -(-expm1(concentration1*log(z)))**concentration0*log1mexp(concentration1*log(z))
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = torch.log(z)
     _t1 = _t0 * concentration1
     _t2 = -torch.expm1(_t1)
-    _t3 = concentration0 * torch.pow(_t2, concentration0 - 1.0)
-    return _t3 * concentration1 * torch.pow(z, concentration1 - 1.0), _t0 * _t3 * torch.pow(z, concentration1), -torch.pow(_t2, concentration0) * tm.log1mexp(_t1)
+    _t3 = concentration0 * torch.pow(_t2, concentration0 - 1.0) if _n0 or _n1 else None
+    return (_t3 * concentration1 * torch.pow(z, concentration1 - 1.0) if _n0 else None), (_t0 * _t3 * torch.pow(z, concentration1) if _n1 else None), (-torch.pow(_t2, concentration0) * tm.log1mexp(_t1) if _n2 else None)
 
 
-def implicit_grad_torch(z, concentration1, concentration0):
+def implicit_grad_torch(z, concentration1, concentration0, needs=None):
     # dz/du = 1/q = z**(1 - concentration1)*(-expm1(concentration1*log(z)))**(1 - concentration0)/(concentration0*concentration1)
     # dz/dconcentration1 = -z*log(z)/concentration1
     # dz/dconcentration0 = -z**(1 - concentration1)*expm1(concentration1*log(z))*log1mexp(concentration1*log(z))/(concentration0*concentration1)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = torch.log(z)
-    _t1 = _t0 * concentration1
-    _t2 = torch.expm1(_t1)
+    _t1 = _t0 * concentration1 if _n0 or _n2 else None
+    _t2 = torch.expm1(_t1) if _n0 or _n2 else None
     _t3 = 1.0 / concentration1
-    _t4 = _t3 * torch.pow(z, 1.0 - concentration1) / concentration0
-    return _t4 * torch.pow(-_t2, 1.0 - concentration0), -_t0 * _t3 * z, -_t2 * _t4 * tm.log1mexp(_t1)
+    _t4 = _t3 * torch.pow(z, 1.0 - concentration1) / concentration0 if _n0 or _n2 else None
+    return (_t4 * torch.pow(-_t2, 1.0 - concentration0) if _n0 else None), (-_t0 * _t3 * z if _n1 else None), (-_t2 * _t4 * tm.log1mexp(_t1) if _n2 else None)
 
 
 def support_torch(concentration1, concentration0):

@@ -70,42 +70,48 @@ def pdf_torch(z, loc, scale):
     return torch.where(loc > z, _t2 * torch.exp(-_t0 * _t1), _t2 * torch.exp(_t0 * _t1))
 
 
-def log_prob_grad_torch(z, loc, scale):
+def log_prob_grad_torch(z, loc, scale, needs=None):
     # d log q/dz = Piecewise((1/scale, loc > z), (-1/scale, True))
     # d log q/dloc = Piecewise((-1/scale, loc > z), (1/scale, True))
     # d log q/dscale = Piecewise(((loc - scale - z)/scale**2, loc > z), ((-loc - scale + z)/scale**2, True))
-    _t0 = 1.0 / scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = 1.0 / scale if _n0 or _n1 else None
     _t1 = loc > z
-    _t2 = -_t0
-    _t3 = 1.0 / scale**2
-    return torch.where(_t1, _t0, _t2), torch.where(_t1, _t2, _t0), torch.where(_t1, _t3 * (loc - scale - z), _t3 * (z - loc - scale))
+    _t2 = -_t0 if _n0 or _n1 else None
+    _t3 = 1.0 / scale**2 if _n2 else None
+    return (torch.where(_t1, _t0, _t2) if _n0 else None), (torch.where(_t1, _t2, _t0) if _n1 else None), (torch.where(_t1, _t3 * (loc - scale - z), _t3 * (z - loc - scale)) if _n2 else None)
 
 
-def cdf_grad_torch(z, loc, scale):
+def cdf_grad_torch(z, loc, scale, needs=None):
     # dF/dz = q = Piecewise((exp((-loc + z)/scale)/(2*scale), loc > z), (exp((loc - z)/scale)/(2*scale), True))
     # dF/dloc = Piecewise((-exp((-loc + z)/scale)/(2*scale), loc > z), (-exp((loc - z)/scale)/(2*scale), True))
     # dF/dscale = Piecewise(((loc - z)*exp(-(loc - z)/scale)/(2*scale**2), loc > z), ((loc - z)*exp((loc - z)/scale)/(2*scale**2), True))
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = 0.5 * _t0
-    _t3 = _t2 * torch.exp(-_t0 * _t1)
+    _t2 = 0.5 * _t0 if _n0 or _n1 else None
+    _t3 = _t2 * torch.exp(-_t0 * _t1) if _n0 or _n1 else None
     _t4 = loc > z
     _t5 = _t0 * _t1
     _t6 = torch.exp(_t5)
-    _t7 = _t2 * _t6
-    _t8 = 0.5 * _t1 / scale**2
-    return torch.where(_t4, _t3, _t7), torch.where(_t4, -_t3, -_t7), torch.where(_t4, _t8 * torch.exp(-_t5), _t6 * _t8)
+    _t7 = _t2 * _t6 if _n0 or _n1 else None
+    _t8 = 0.5 * _t1 / scale**2 if _n2 else None
+    return (torch.where(_t4, _t3, _t7) if _n0 else None), (torch.where(_t4, -_t3, -_t7) if _n1 else None), (torch.where(_t4, _t8 * torch.exp(-_t5), _t6 * _t8) if _n2 else None)
 
 
-def implicit_grad_torch(z, loc, scale):
+def implicit_grad_torch(z, loc, scale, needs=None):
     # dz/du = 1/q = Piecewise((2*scale*exp(-(-loc + z)/scale), loc > z), (2*scale*exp(-(loc - z)/scale), True))
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
-    _t0 = 1.0 / scale
-    _t1 = loc - z
-    _t2 = -_t0 * _t1
-    _t3 = 2.0 * scale
-    return torch.where(loc > z, _t3 * torch.exp(-_t2), _t3 * torch.exp(-_t0 * _t1)), tm.full_like(z, 1.0), _t2
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = 1.0 / scale if _n0 or _n2 else None
+    _t1 = loc - z if _n0 or _n2 else None
+    _t2 = -_t0 * _t1 if _n0 or _n2 else None
+    _t3 = 2.0 * scale if _n0 else None
+    return (torch.where(loc > z, _t3 * torch.exp(-_t2), _t3 * torch.exp(-_t0 * _t1)) if _n0 else None), (tm.full_like(z, 1.0) if _n1 else None), (_t2 if _n2 else None)
 
 
 def support_torch(loc, scale):

@@ -62,33 +62,39 @@ def pdf_torch(z, loc, scale):
     return 0.3989422804014327 * torch.exp(-0.5 * (torch.log(z) - loc)**2 / scale**2) / (scale * z)
 
 
-def log_prob_grad_torch(z, loc, scale):
+def log_prob_grad_torch(z, loc, scale, needs=None):
     # d log q/dz = (loc - scale**2 - log(z))/(scale**2*z)
     # d log q/dloc = (-loc + log(z))/scale**2
     # d log q/dscale = -1/scale + (-loc + log(z))**2/scale**3
-    _t0 = scale**2
-    _t1 = 1.0 / _t0
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = scale**2 if _n0 or _n1 else None
+    _t1 = 1.0 / _t0 if _n0 or _n1 else None
     _t2 = torch.log(z)
-    _t3 = _t2 - loc
-    return _t1 * (loc - _t0 - _t2) / z, _t1 * _t3, _t3**2 / scale**3 - 1.0 / scale
+    _t3 = _t2 - loc if _n1 or _n2 else None
+    return (_t1 * (loc - _t0 - _t2) / z if _n0 else None), (_t1 * _t3 if _n1 else None), (_t3**2 / scale**3 - 1.0 / scale if _n2 else None)
 
 
-def cdf_grad_torch(z, loc, scale):
+def cdf_grad_torch(z, loc, scale, needs=None):
     # dF/dz = q = sqrt(2)*exp(-(-loc + log(z))**2/(2*scale**2))/(2*sqrt(pi)*scale*z)
     # dF/dloc = -sqrt(2)*exp(-(-loc + log(z))**2/(2*scale**2))/(2*sqrt(pi)*scale)
     # dF/dscale = sqrt(2)*(loc - log(z))*exp(-(loc - log(z))**2/(2*scale**2))/(2*sqrt(pi)*scale**2)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = loc - torch.log(z)
     _t1 = 0.5 / scale**2
-    _t3 = 0.3989422804014327 * torch.exp(-_t1 * _t0**2) / scale
-    return _t3 / z, -_t3, 0.79788456080286541 * _t0 * _t1 * torch.exp(-_t1 * _t0**2)
+    _t3 = 0.3989422804014327 * torch.exp(-_t1 * _t0**2) / scale if _n0 or _n1 else None
+    return (_t3 / z if _n0 else None), (-_t3 if _n1 else None), (0.79788456080286541 * _t0 * _t1 * torch.exp(-_t1 * _t0**2) if _n2 else None)
 
 
-def implicit_grad_torch(z, loc, scale):
+def implicit_grad_torch(z, loc, scale, needs=None):
     # dz/du = 1/q = sqrt(2)*sqrt(pi)*scale*z*exp((-loc + log(z))**2/(2*scale**2))
     # dz/dloc = z
     # dz/dscale = z*(-loc + log(z))/scale
-    _t0 = torch.log(z) - loc
-    return 2.5066282746310007 * scale * z * torch.exp(0.5 * _t0**2 / scale**2), z, _t0 * z / scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = torch.log(z) - loc if _n0 or _n2 else None
+    return (2.5066282746310007 * scale * z * torch.exp(0.5 * _t0**2 / scale**2) if _n0 else None), (z if _n1 else None), (_t0 * z / scale if _n2 else None)
 
 
 def support_torch(loc, scale):

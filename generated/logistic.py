@@ -65,38 +65,44 @@ def pdf_torch(z, loc, scale):
     return _t0 * torch.sigmoid(_t1) * torch.sigmoid(-_t1)
 
 
-def log_prob_grad_torch(z, loc, scale):
+def log_prob_grad_torch(z, loc, scale, needs=None):
     # d log q/dz = (2*sigmoid((loc - z)/scale) - 1)/scale
     # d log q/dloc = (1 - 2*sigmoid((loc - z)/scale))/scale
     # d log q/dscale = (-1 + 2*(loc - z)*sigmoid((loc - z)/scale)/scale - (loc - z)/scale)/scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = _t0 * _t1
     _t3 = torch.sigmoid(_t2)
-    _t4 = 2.0 * _t3 - 1.0
-    return _t0 * _t4, -_t0 * _t4, _t0 * (2.0 * _t0 * _t1 * _t3 - _t2 - 1.0)
+    _t4 = 2.0 * _t3 - 1.0 if _n0 or _n1 else None
+    return (_t0 * _t4 if _n0 else None), (-_t0 * _t4 if _n1 else None), (_t0 * (2.0 * _t0 * _t1 * _t3 - _t2 - 1.0) if _n2 else None)
 
 
-def cdf_grad_torch(z, loc, scale):
+def cdf_grad_torch(z, loc, scale, needs=None):
     # dF/dz = q = sigmoid(-(loc - z)/scale)*sigmoid((loc - z)/scale)/scale
     # dF/dloc = -sigmoid(-(loc - z)/scale)*sigmoid((loc - z)/scale)/scale
     # dF/dscale = (loc - z)*sigmoid(-(loc - z)/scale)*sigmoid((loc - z)/scale)/scale**2
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
     _t1 = loc - z
     _t2 = _t0 * _t1
     _t3 = torch.sigmoid(_t2) * torch.sigmoid(-_t2)
-    _t4 = _t0 * _t3
-    return _t4, -_t4, _t1 * _t3 / scale**2
+    _t4 = _t0 * _t3 if _n0 or _n1 else None
+    return (_t4 if _n0 else None), (-_t4 if _n1 else None), (_t1 * _t3 / scale**2 if _n2 else None)
 
 
-def implicit_grad_torch(z, loc, scale):
+def implicit_grad_torch(z, loc, scale, needs=None):
     # dz/du = 1/q = scale*(exp((loc - z)/scale) + 1)**2*exp(-(loc - z)/scale)
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
-    _t0 = 1.0 / scale
-    _t1 = loc - z
-    _t2 = _t0 * _t1
-    return scale * (torch.exp(_t2) + 1.0)**2 * torch.exp(-_t2), tm.full_like(z, 1.0), -_t0 * _t1
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = 1.0 / scale if _n0 or _n2 else None
+    _t1 = loc - z if _n0 or _n2 else None
+    _t2 = _t0 * _t1 if _n0 else None
+    return (scale * (torch.exp(_t2) + 1.0)**2 * torch.exp(-_t2) if _n0 else None), (tm.full_like(z, 1.0) if _n1 else None), (-_t0 * _t1 if _n2 else None)
 
 
 def support_torch(loc, scale):

@@ -62,32 +62,38 @@ def pdf_torch(z, loc, scale):
     return 0.3989422804014327 * torch.exp(-0.5 * (z - loc)**2 / scale**2) / scale
 
 
-def log_prob_grad_torch(z, loc, scale):
+def log_prob_grad_torch(z, loc, scale, needs=None):
     # d log q/dz = (loc - z)/scale**2
     # d log q/dloc = (-loc + z)/scale**2
     # d log q/dscale = -1/scale + (-loc + z)**2/scale**3
-    _t0 = 1.0 / scale**2
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = 1.0 / scale**2 if _n0 or _n1 else None
     _t1 = loc - z
-    _t2 = -_t1
-    return _t0 * _t1, _t0 * _t2, _t2**2 / scale**3 - 1.0 / scale
+    _t2 = -_t1 if _n1 or _n2 else None
+    return (_t0 * _t1 if _n0 else None), (_t0 * _t2 if _n1 else None), (_t2**2 / scale**3 - 1.0 / scale if _n2 else None)
 
 
-def cdf_grad_torch(z, loc, scale):
+def cdf_grad_torch(z, loc, scale, needs=None):
     # dF/dz = q = sqrt(2)*exp(-(-loc + z)**2/(2*scale**2))/(2*sqrt(pi)*scale)
     # dF/dloc = -sqrt(2)*exp(-(-loc + z)**2/(2*scale**2))/(2*sqrt(pi)*scale)
     # dF/dscale = sqrt(2)*(loc - z)*exp(-(loc - z)**2/(2*scale**2))/(2*sqrt(pi)*scale**2)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = loc - z
     _t1 = 0.5 / scale**2
-    _t3 = 0.3989422804014327 * torch.exp(-_t1 * _t0**2) / scale
-    return _t3, -_t3, 0.79788456080286541 * _t0 * _t1 * torch.exp(-_t1 * _t0**2)
+    _t3 = 0.3989422804014327 * torch.exp(-_t1 * _t0**2) / scale if _n0 or _n1 else None
+    return (_t3 if _n0 else None), (-_t3 if _n1 else None), (0.79788456080286541 * _t0 * _t1 * torch.exp(-_t1 * _t0**2) if _n2 else None)
 
 
-def implicit_grad_torch(z, loc, scale):
+def implicit_grad_torch(z, loc, scale, needs=None):
     # dz/du = 1/q = sqrt(2)*sqrt(pi)*scale*exp((-loc + z)**2/(2*scale**2))
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
-    _t0 = z - loc
-    return 2.5066282746310007 * scale * torch.exp(0.5 * _t0**2 / scale**2), tm.full_like(z, 1.0), _t0 / scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = z - loc if _n0 or _n2 else None
+    return (2.5066282746310007 * scale * torch.exp(0.5 * _t0**2 / scale**2) if _n0 else None), (tm.full_like(z, 1.0) if _n1 else None), (_t0 / scale if _n2 else None)
 
 
 def support_torch(loc, scale):

@@ -62,45 +62,51 @@ def pdf_torch(z, df, loc, scale):
     return torch.exp(-0.5 * (df + 1.0) * torch.log1p((loc - z)**2 / (df * scale**2)) - ts.betaln(0.5 * df, tm.full_like(z, 0.5))) / (torch.sqrt(df) * scale)
 
 
-def log_prob_grad_torch(z, df, loc, scale):
+def log_prob_grad_torch(z, df, loc, scale, needs=None):
     # d log q/dz = (df + 1)*(loc - z)/(df*scale**2 + (loc - z)**2)
     # d log q/ddf = -log1p((loc - z)**2/(df*scale**2))/2 - polygamma(0, df/2)/2 + polygamma(0, df/2 + 1/2)/2 - 1/(2*df) + (df + 1)*(loc - z)**2/(2*df**2*scale**2*(1 + (loc - z)**2/(df*scale**2)))
     # d log q/dloc = -(df + 1)*(loc - z)/(df*scale**2 + (loc - z)**2)
     # d log q/dscale = -1/scale + (df + 1)*(loc - z)**2/(df*scale**3*(1 + (loc - z)**2/(df*scale**2)))
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2, _n3 = (True,) * 4 if needs is None else needs
     _t0 = loc - z
     _t1 = _t0**2
     _t2 = scale**2
     _t3 = df + 1.0
-    _t4 = _t0 * _t3 / (_t1 + _t2 * df)
-    _t5 = 1.0 / df
-    _t6 = 1.0 / _t2
-    _t7 = _t1 * _t5 * _t6
-    _t8 = 0.5 * df
-    _t9 = 1.0 / (_t7 + 1.0)
-    return _t4, 0.5 * _t1 * _t3 * _t6 * _t9 / df**2 - 0.5 * _t5 - 0.5 * torch.log1p(_t7) - 0.5 * torch.digamma(_t8) + 0.5 * torch.digamma(_t8 + 0.5), -_t4, _t1 * _t3 * _t5 * _t9 / scale**3 - 1.0 / scale
+    _t4 = _t0 * _t3 / (_t1 + _t2 * df) if _n0 or _n2 else None
+    _t5 = 1.0 / df if _n1 or _n3 else None
+    _t6 = 1.0 / _t2 if _n1 or _n3 else None
+    _t7 = _t1 * _t5 * _t6 if _n1 or _n3 else None
+    _t8 = 0.5 * df if _n1 else None
+    _t9 = 1.0 / (_t7 + 1.0) if _n1 or _n3 else None
+    return (_t4 if _n0 else None), (0.5 * _t1 * _t3 * _t6 * _t9 / df**2 - 0.5 * _t5 - 0.5 * torch.log1p(_t7) - 0.5 * torch.digamma(_t8) + 0.5 * torch.digamma(_t8 + 0.5) if _n1 else None), (-_t4 if _n2 else None), (_t1 * _t3 * _t5 * _t9 / scale**3 - 1.0 / scale if _n3 else None)
 
 
-def cdf_grad_torch(z, df, loc, scale):
+def cdf_grad_torch(z, df, loc, scale, needs=None):
     # dF/dz = q = exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale)
     # dF/ddf = exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))*student_t_ddf_ratio(df, (-loc + z)/scale)/sqrt(df)
     # dF/dloc = -exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale)
     # dF/dscale = (loc - z)*exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale**2)
-    _t0 = 1.0 / scale
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2, _n3 = (True,) * 4 if needs is None else needs
+    _t0 = 1.0 / scale if _n0 or _n1 or _n2 else None
     _t1 = 1.0 / scale**2
     _t2 = loc - z
     _t3 = torch.exp(-0.5 * (df + 1.0) * torch.log1p(_t1 * _t2**2 / df) - ts.betaln(0.5 * df, tm.full_like(z, 0.5))) / torch.sqrt(df)
-    _t4 = _t0 * _t3
-    return _t4, _t3 * ts.student_t_ddf_ratio(df, -_t0 * _t2), -_t4, _t1 * _t2 * _t3
+    _t4 = _t0 * _t3 if _n0 or _n2 else None
+    return (_t4 if _n0 else None), (_t3 * ts.student_t_ddf_ratio(df, -_t0 * _t2) if _n1 else None), (-_t4 if _n2 else None), (_t1 * _t2 * _t3 if _n3 else None)
 
 
-def implicit_grad_torch(z, df, loc, scale):
+def implicit_grad_torch(z, df, loc, scale, needs=None):
     # dz/du = 1/q = sqrt(df)*scale*exp((df + 1)*log1p((loc - z)**2/(df*scale**2))/2 + betaln(df/2, 1/2))
     # dz/ddf = -scale*student_t_ddf_ratio(df, -(loc - z)/scale)
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
-    _t0 = loc - z
-    _t1 = 1.0 / scale
-    return scale * torch.sqrt(df) * torch.exp(0.5 * (df + 1.0) * torch.log1p(_t0**2 / (df * scale**2)) + ts.betaln(0.5 * df, tm.full_like(z, 0.5))), -scale * ts.student_t_ddf_ratio(df, -_t0 * _t1), tm.full_like(z, 1.0), -_t0 * _t1
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2, _n3 = (True,) * 4 if needs is None else needs
+    _t0 = loc - z if _n0 or _n1 or _n3 else None
+    _t1 = 1.0 / scale if _n1 or _n3 else None
+    return (scale * torch.sqrt(df) * torch.exp(0.5 * (df + 1.0) * torch.log1p(_t0**2 / (df * scale**2)) + ts.betaln(0.5 * df, tm.full_like(z, 0.5))) if _n0 else None), (-scale * ts.student_t_ddf_ratio(df, -_t0 * _t1) if _n1 else None), (tm.full_like(z, 1.0) if _n2 else None), (-_t0 * _t1 if _n3 else None)
 
 
 def support_torch(df, loc, scale):

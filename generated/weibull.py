@@ -63,35 +63,41 @@ def pdf_torch(z, scale, concentration):
     return _t0 * concentration * torch.exp(-_t0) / z
 
 
-def log_prob_grad_torch(z, scale, concentration):
+def log_prob_grad_torch(z, scale, concentration, needs=None):
     # d log q/dz = (-concentration*(z/scale)**concentration + concentration - 1)/z
     # d log q/dscale = concentration*expm1(concentration*log_ratio(z, scale))/scale
     # d log q/dconcentration = -(z/scale)**concentration*log_ratio(z, scale) - log(scale) + log(z) + 1/concentration
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
-    _t1 = torch.pow(_t0 * z, concentration)
-    _t2 = tm.log_ratio(z, scale)
-    return (concentration - _t1 * concentration - 1.0) / z, _t0 * concentration * torch.expm1(_t2 * concentration), torch.log(z) - _t1 * _t2 - torch.log(scale) + 1.0 / concentration
+    _t1 = torch.pow(_t0 * z, concentration) if _n0 or _n2 else None
+    _t2 = tm.log_ratio(z, scale) if _n1 or _n2 else None
+    return ((concentration - _t1 * concentration - 1.0) / z if _n0 else None), (_t0 * concentration * torch.expm1(_t2 * concentration) if _n1 else None), (torch.log(z) - _t1 * _t2 - torch.log(scale) + 1.0 / concentration if _n2 else None)
 
 
-def cdf_grad_torch(z, scale, concentration):
+def cdf_grad_torch(z, scale, concentration, needs=None):
     # dF/dz = q = concentration*(z/scale)**concentration*exp(-(z/scale)**concentration)/z
     # dF/dscale = -concentration*(z/scale)**concentration*exp(-(z/scale)**concentration)/scale
     # dF/dconcentration = (z/scale)**concentration*exp(-(z/scale)**concentration)*log_ratio(z, scale)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
     _t0 = 1.0 / scale
     _t1 = torch.pow(_t0 * z, concentration)
     _t2 = _t1 * torch.exp(-_t1)
-    _t3 = _t2 * concentration
-    return _t3 / z, -_t0 * _t3, _t2 * tm.log_ratio(z, scale)
+    _t3 = _t2 * concentration if _n0 or _n1 else None
+    return (_t3 / z if _n0 else None), (-_t0 * _t3 if _n1 else None), (_t2 * tm.log_ratio(z, scale) if _n2 else None)
 
 
-def implicit_grad_torch(z, scale, concentration):
+def implicit_grad_torch(z, scale, concentration, needs=None):
     # dz/du = 1/q = z*exp((z/scale)**concentration)/(concentration*(z/scale)**concentration)
     # dz/dscale = z/scale
     # dz/dconcentration = -z*log_ratio(z, scale)/concentration
-    _t0 = z / scale
-    _t1 = torch.pow(_t0, concentration)
-    _t2 = z / concentration
-    return _t2 * torch.exp(_t1) / _t1, _t0, -_t2 * tm.log_ratio(z, scale)
+    # needs: which of these to compute (None: all); the others are returned as None
+    _n0, _n1, _n2 = (True,) * 3 if needs is None else needs
+    _t0 = z / scale if _n0 or _n1 else None
+    _t1 = torch.pow(_t0, concentration) if _n0 else None
+    _t2 = z / concentration if _n0 or _n2 else None
+    return (_t2 * torch.exp(_t1) / _t1 if _n0 else None), (_t0 if _n1 else None), (-_t2 * tm.log_ratio(z, scale) if _n2 else None)
 
 
 def support_torch(scale, concentration):

@@ -71,6 +71,45 @@ def formula_function(
     return FormulaFunction(name, args, lines, returns, comments)
 
 
+def guarded_formula_function(
+    name: str,
+    args: list[str],
+    outputs: list[tuple[str, sp.Basic]],
+    ref: str,
+) -> FormulaFunction:
+    """Like ``formula_function`` for torch, with a trailing ``needs`` argument: a flag per
+    output (None: all). An output not needed is returned as None, and a shared temporary is
+    computed only when an output that uses it is needed (a backward that wants dz/dθ alone
+    never evaluates 1/q, for instance)."""
+    printer = Printer("torch", ref)
+    kept, reduced = _cse([e for _, e in outputs])
+    k = len(outputs)
+    flags = [f"_n{i}" for i in range(k)]
+    # the outputs each temporary feeds, directly or through later temporaries
+    users: dict[sp.Symbol, set[int]] = {}
+    for sym, _ in kept:
+        users[sym] = {i for i, e in enumerate(reduced) if sym in e.free_symbols}
+    for sym, val in reversed(kept):
+        for other in val.free_symbols:
+            if other in users:
+                users[other] |= users[sym]
+    lines = [
+        f"{', '.join(flags)}{',' if k == 1 else ''} = (True,) * {k} if needs is None else needs"
+    ]
+    for sym, val in kept:
+        text = printer.doprint(val)
+        if len(users[sym]) < k:
+            cond = " or ".join(flags[i] for i in sorted(users[sym]))
+            text = f"{text} if {cond} else None"
+        lines.append(f"{sym} = {text}")
+    returns = [
+        f"({printer.output(e)} if {flag} else None)" for e, flag in zip(reduced, flags, strict=True)
+    ]
+    comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
+    comments.append("needs: which of these to compute (None: all); the others are returned as None")
+    return FormulaFunction(name, [*args, "needs=None"], lines, returns, comments)
+
+
 def _support_condition(d: Derivation) -> sp.Basic:
     # a plain real symbol: with the derivation's z (positive on [0, oo)) SymPy would decide
     # z >= 0 is True and the generated check would let negative values through
@@ -93,6 +132,8 @@ def _formulas(d: Derivation, backend: str) -> dict[str, FormulaFunction]:
     suffix = "torch" if backend == "torch" else "tl"
 
     def fn(op, args, outputs, ref):
+        if backend == "torch" and op.endswith("_grad"):
+            return guarded_formula_function(f"{op}_{suffix}", args, outputs, ref)
         return formula_function(f"{op}_{suffix}", args, outputs, backend, ref)
 
     out = {

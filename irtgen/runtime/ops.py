@@ -119,7 +119,7 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
     grad = torch.broadcast_to(grad, out_shape)
 
     if select_backend(value.device) == "torch":
-        derivs = family.torch_fn(f"{op}_grad")(value, *params)
+        derivs = family.torch_fn(f"{op}_grad")(value, *params, needs=(need_value, *need_params))
         inside = family.torch_fn("in_support")(value, *params) if family.has_bounds else None
 
         def weighted(d):
