@@ -1,7 +1,7 @@
 """Loop driver for the torch path's series and continued fractions.
 
 ``Loop`` runs a series or continued-fraction step until every lane has converged, dropping the
-lanes that have from the working set as it goes: once at most half of the lanes are still
+lanes that have from the working set as it goes: once at most 70% of the lanes are still
 active, the state of every lane is recorded and the following steps run on the active ones
 only. A step never changes a finished lane, so the results are exactly those of stepping every
 lane to the end (bit for bit); what changes is the work, which follows the lanes' own iteration
@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 # drop converged lanes from the working set once at most this fraction is still active
-_COMPACT_FRACTION = 0.5
+# (0.7 measured fastest of 0.5 to 0.85 for the Gamma and Beta ratios at 2^20 lanes)
+_COMPACT_FRACTION = 0.7
 _COMPACT_MIN = 4096  # below this many lanes compaction saves less than it costs
 
 
