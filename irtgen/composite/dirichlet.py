@@ -49,6 +49,26 @@ Both backends: CUDA tensors (or ``IRTGEN_BACKEND=triton``) run the Gamma and Bet
 Triton kernels, CPU tensors the generated torch code. Computation is in float64 for every input
 dtype (log-space normalization of draws of ~1e-300); samples and gradients are returned in the
 concentration's dtype.
+
+torch.compile. Each step is a torch.library custom op, so ``torch.compile(fullgraph=True)`` sees
+opaque nodes and runs exactly the eager code (the same draws for the same seed):
+
+==================================================  =============================================
+op                                                  role
+==================================================  =============================================
+``irtgen::dirichlet_sample(concentration, shape,    log G (float64), no gradient; tagged
+token)``                                            ``nondeterministic_seeded``, advances
+                                                    ``library.rng_token`` as ``irtgen::sample``
+``irtgen::dirichlet_normalize(estimator, logg,      z = softmax(log G) in the concentration's
+concentration)``                                    dtype; backward: ``dirichlet_backward``
+``irtgen::dirichlet_reparameterize(z,               a copy of z with the marginal-Beta gradient
+concentration)``                                    (``Dirichlet.reparameterize``)
+``irtgen::dirichlet_backward(source, point, grad,   ∂L/∂α: source "beta"/"gamma" at point = log G,
+concentration)``                                    "simplex" (beta estimator) at point = z
+==================================================  =============================================
+
+``generator=`` cannot pass through a custom op: with one, log G is drawn eagerly and the rest
+goes through the same ops.
 """
 
 from __future__ import annotations
@@ -56,14 +76,14 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.distributions import Dirichlet as _TorchDirichlet
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
+from torch.library import custom_op
 
 from irtgen.generated import beta as _beta
 from irtgen.generated import gamma as _gamma
-from irtgen.runtime import launch, ops, rng
+from irtgen.runtime import launch, library, ops, rng
 from irtgen.runtime import torch_variates as tv
 from irtgen.runtime.backend import select_backend
 
@@ -214,43 +234,99 @@ def _log_gamma_draws(alpha: torch.Tensor, shape: torch.Size, generator) -> torch
     return torch.log(g) + torch.where(small, torch.log(u) / alpha, 0.0)
 
 
-class _Rsample(torch.autograd.Function):
-    """Dirichlet draws with the chosen estimator's gradient in the concentration."""
-
-    @staticmethod
-    def forward(ctx, estimator, shape, generator, concentration):
-        alpha = concentration.detach().to(_WORK)
-        logg = _log_gamma_draws(alpha, shape, generator)
-        ctx.estimator = estimator
-        ctx.save_for_backward(concentration, logg)
-        return _Parts.from_log(logg).z.to(concentration.dtype)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        concentration, logg = ctx.saved_tensors
-        alpha = concentration.to(_WORK)
-        parts = _Parts.from_log(logg)
-        out = _grad_concentration(ctx.estimator, parts, grad.to(_WORK), alpha, logg)
-        return None, None, None, out.to(concentration.dtype)
+# -- custom ops (torch.compile) ----------------------------------------------------------------
 
 
-class _Reparameterize(torch.autograd.Function):
-    """Identity on a given z, with the marginal-Beta gradient (a function of z alone)."""
+@custom_op(
+    "irtgen::dirichlet_sample",
+    mutates_args=("token",),
+    tags=(torch.Tag.nondeterministic_seeded,),
+)
+def _sample_op(concentration: torch.Tensor, shape: list[int], token: torch.Tensor) -> torch.Tensor:
+    """log G of ``shape`` (sample + batch + event), float64, from the device's generator; no
+    gradient. ``token`` (library.rng_token) is incremented."""
+    token.add_(1)
+    return _log_gamma_draws(concentration.to(_WORK), torch.Size(shape), None).contiguous()
 
-    @staticmethod
-    def forward(ctx, z, concentration):
-        ctx.save_for_backward(z, concentration)
-        return z.view_as(z)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        z, concentration = ctx.saved_tensors
-        alpha = concentration.to(_WORK)
-        parts = _Parts.from_simplex(z.to(_WORK))
+@_sample_op.register_fake
+def _(concentration, shape, token):
+    return concentration.new_empty(shape, dtype=_WORK)
+
+
+@custom_op("irtgen::dirichlet_normalize", mutates_args=())
+def _normalize_op(estimator: str, logg: torch.Tensor, concentration: torch.Tensor) -> torch.Tensor:
+    """z = G/ΣG from log G, in the concentration's dtype; the gradient in the concentration is
+    the ``estimator``'s (``irtgen::dirichlet_backward``)."""
+    return _Parts.from_log(logg).z.to(concentration.dtype).contiguous()
+
+
+@_normalize_op.register_fake
+def _(estimator, logg, concentration):
+    return logg.new_empty(logg.shape, dtype=concentration.dtype)
+
+
+@custom_op("irtgen::dirichlet_reparameterize", mutates_args=())
+def _reparameterize_op(z: torch.Tensor, concentration: torch.Tensor) -> torch.Tensor:
+    """A copy of z whose gradient in the concentration is the marginal-Beta one."""
+    return z.clone(memory_format=torch.contiguous_format)
+
+
+@_reparameterize_op.register_fake
+def _(z, concentration):
+    return z.new_empty(z.shape)
+
+
+@custom_op("irtgen::dirichlet_backward", mutates_args=())
+def _backward_op(
+    source: str, point: torch.Tensor, grad: torch.Tensor, concentration: torch.Tensor
+) -> torch.Tensor:
+    """∂L/∂α in the concentration's dtype and shape, from the upstream gradient ``grad`` = ∂L/∂z.
+
+    ``source``: "beta" or "gamma" (that estimator, ``point`` = log G of the draws) or "simplex"
+    (the beta estimator at ``point`` = z, for draws made elsewhere).
+    """
+    alpha = concentration.to(_WORK)
+    if source == "simplex":
+        parts = _Parts.from_simplex(point.to(_WORK))
         out = _grad_concentration("beta", parts, grad.to(_WORK), alpha)
-        return None, out.to(concentration.dtype)
+    else:
+        parts = _Parts.from_log(point)
+        out = _grad_concentration(source, parts, grad.to(_WORK), alpha, point)
+    return out.to(concentration.dtype).contiguous()
+
+
+@_backward_op.register_fake
+def _(source, point, grad, concentration):
+    return concentration.new_empty(concentration.shape)
+
+
+def _setup_normalize(ctx, inputs, output):
+    estimator, logg, concentration = inputs
+    ctx.estimator = estimator
+    ctx.save_for_backward(logg, concentration)
+
+
+def _backward_normalize(ctx, grad):
+    logg, concentration = ctx.saved_tensors
+    return None, None, _backward_op(ctx.estimator, logg, grad, concentration)
+
+
+_normalize_op.register_autograd(_backward_normalize, setup_context=_setup_normalize)
+
+
+def _setup_reparameterize(ctx, inputs, output):
+    z, concentration = inputs
+    ctx.save_for_backward(z, concentration)
+
+
+def _backward_reparameterize(ctx, grad):
+    z, concentration = ctx.saved_tensors
+    # z is a constant: no gradient flows into it
+    return None, _backward_op("simplex", z, grad, concentration)
+
+
+_reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
 
 
 # -- the distribution ------------------------------------------------------------------------
@@ -295,16 +371,23 @@ class Dirichlet(Distribution):
         new._validate_args = self._validate_args
         return new
 
+    def _log_gamma(self, sample_shape, generator) -> torch.Tensor:
+        """log G behind draws of shape ``sample_shape + batch_shape + (K,)`` (float64)."""
+        shape = self._extended_shape(torch.Size(sample_shape))
+        c = self.concentration.detach()
+        if generator is not None:  # custom ops cannot take a generator: drawn eagerly
+            return _log_gamma_draws(c.to(_WORK), shape, generator)
+        return _sample_op(c, list(shape), library.rng_token(c.device))
+
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape ``sample_shape + batch_shape + (K,)`` with implicit gradients."""
-        shape = self._extended_shape(torch.Size(sample_shape))
-        return _Rsample.apply(self.grad, shape, generator, self.concentration)
+        logg = self._log_gamma(sample_shape, generator)
+        return _normalize_op(self.grad, logg, self.concentration)
 
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
-        shape = self._extended_shape(torch.Size(sample_shape))
         with torch.no_grad():
-            logg = _log_gamma_draws(self.concentration.to(_WORK), shape, generator)
-            return _Parts.from_log(logg).z.to(self.concentration.dtype)
+            logg = self._log_gamma(sample_shape, generator)
+            return _normalize_op(self.grad, logg, self.concentration.detach())
 
     def reparameterize(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` unchanged in value, with the marginal-Beta gradient dz/dα as its gradient.
@@ -317,7 +400,7 @@ class Dirichlet(Distribution):
         if self._validate_args:
             self._validate_sample(z)
         shape = torch.broadcast_shapes(z.shape, c.shape)
-        return _Reparameterize.apply(z.detach().expand(shape), c)
+        return _reparameterize_op(z.detach().expand(shape), c)
 
     def log_prob(self, value):
         # log q(z) = Σ_k (α_k − 1) log z_k + log Γ(α_0) − Σ_k log Γ(α_k)

@@ -35,6 +35,13 @@ tensor code over chunks of samples, with the family's own generated formulas (lo
 S = 1 - F, ∂log q/∂z, the implicit gradient, ∂log q/∂θ), so a mixture of thousands of
 components (``Empirical``) does not materialise a samples x components tensor of unbounded
 size.
+
+torch.compile. Both directions are torch.library custom ops, so ``torch.compile(fullgraph=True)``
+sees opaque nodes that run exactly the eager code: ``irtgen::mixture_sample`` (the component pick
+and the component's draw; tagged ``nondeterministic_seeded`` and advancing
+``library.rng_token``, as ``irtgen::sample``), ``irtgen::mixture_reparameterize`` (a copy of z
+whose backward is ``irtgen::mixture_backward``, the gradients above). ``generator=`` cannot pass
+through a custom op: with one, the draw runs eagerly.
 """
 
 from __future__ import annotations
@@ -42,11 +49,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.distributions import Categorical, Independent
 from torch.distributions import MixtureSameFamily as _TorchMixture
+from torch.library import custom_op
 
-from irtgen.runtime import launch, ops, rng
+from irtgen.runtime import launch, library, ops, rng
 from irtgen.runtime.backend import interpreting, select_backend
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -197,47 +204,183 @@ def _mixture_backward_torch(family: Family, z, logits, params, grad, needs):
     return g_logits, g_params
 
 
-class _MixtureReparameterize(torch.autograd.Function):
-    """Identity on the mixture sample z whose backward is the mixture's implicit gradient."""
+def _reparameterize_backward(family: Family, univariate: bool, z, grad, logits, params, needs):
+    """(grad logits or None, [grad param or None]) of sum(grad * z), z the mixture sample held
+    by the implicit map; ``needs`` = (logits?, param_1?, ...). Shapes and dtypes of the inputs."""
+    work = z.dtype
+    batch_shape = logits.shape[:-1]
+    K = logits.shape[-1]
+    if univariate:
+        z, grad = z.unsqueeze(-1), grad.unsqueeze(-1)
+        params_d = [p.unsqueeze(-1) for p in params]
+    else:
+        params_d = list(params)
+    D = z.shape[-1]
+    full = batch_shape + (K, D)
+    sample_ndim = z.dim() - len(batch_shape) - 1
+    rows = math.prod(z.shape[:sample_ndim])
+    z2 = z.reshape((rows,) + batch_shape + (D,))
+    g2 = torch.broadcast_to(grad, z.shape).reshape((rows,) + batch_shape + (D,)).to(work)
+    pe = [p.to(work).expand(full) for p in params_d]
+    g_logits, g_params = _mixture_backward(family, z2, logits.to(work), pe, g2, tuple(needs))
+    out = []
+    for g, p, p_orig in zip(g_params, params_d, params, strict=True):
+        if g is None:
+            out.append(None)
+            continue
+        g = launch.reduce_to(g, p.shape)
+        out.append((g.squeeze(-1) if univariate else g).to(p_orig.dtype))
+    g_logits = g_logits.to(logits.dtype) if g_logits is not None else None
+    return g_logits, out
 
-    @staticmethod
-    def forward(ctx, family, univariate, z, logits, *params):
-        ctx.family, ctx.univariate = family, univariate
-        ctx.save_for_backward(z, logits, *params)
-        return z.view_as(z)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        z, logits, *params = ctx.saved_tensors
-        needs = ctx.needs_input_grad[3:]
-        work = z.dtype
-        batch_shape = logits.shape[:-1]
-        K = logits.shape[-1]
-        if ctx.univariate:
-            z, grad = z.unsqueeze(-1), grad.unsqueeze(-1)
-            params_d = [p.unsqueeze(-1) for p in params]
-        else:
-            params_d = list(params)
-        D = z.shape[-1]
-        full = batch_shape + (K, D)
-        sample_ndim = z.dim() - len(batch_shape) - 1
-        rows = math.prod(z.shape[:sample_ndim])
-        z2 = z.reshape((rows,) + batch_shape + (D,))
-        g2 = torch.broadcast_to(grad, z.shape).reshape((rows,) + batch_shape + (D,)).to(work)
-        pe = [p.to(work).expand(full) for p in params_d]
-        g_logits, g_params = _mixture_backward(
-            ctx.family, z2, logits.to(work), pe, g2, (needs[0], *needs[1:])
-        )
-        out = []
-        for g, p, p_orig in zip(g_params, params_d, params, strict=True):
-            if g is None:
-                out.append(None)
-                continue
-            g = launch.reduce_to(g, p.shape)
-            out.append((g.squeeze(-1) if ctx.univariate else g).to(p_orig.dtype))
-        g_logits = g_logits.to(logits.dtype) if g_logits is not None else None
-        return (None, None, None, g_logits, *out)
+def _draw(family: Family, univariate: bool, probs, params, sample_shape: torch.Size, generator):
+    """Draws of shape sample_shape + B [+ (D,)]: a component index from the mixture weights
+    ``probs`` (B + (K,)), then that component's draw; ``params`` broadcast to B + (K,) [+ (D,)]."""
+    batch_shape = probs.shape[:-1]
+    work, result = launch.compute_dtype(*params)
+    shape = sample_shape + batch_shape  # S + B
+    probs = probs.to(torch.float64)
+    cum = torch.cumsum(probs, dim=-1)
+    cum = cum / cum[..., -1:]
+    if select_backend(probs.device) == "triton":
+        z = _draw_triton(family, univariate, sample_shape, cum, params, work, generator)
+        return z.to(result)
+    u = rng.uniform(shape, torch.float64, probs.device, generator)
+    cum_e = cum.expand(shape + cum.shape[-1:]).contiguous()
+    k = torch.searchsorted(cum_e, u.unsqueeze(-1)).clamp_max(cum.shape[-1] - 1)  # (S+B, 1)
+    if univariate:
+        chosen = [
+            torch.gather(p.to(work).expand(shape + p.shape[-1:]), -1, k).squeeze(-1) for p in params
+        ]
+        out_shape = shape
+    else:
+        D = params[0].shape[-1]
+        idx = k.unsqueeze(-1).expand(shape + (1, D))
+        chosen = [
+            torch.gather(p.to(work).expand(shape + p.shape[-2:]), -2, idx).squeeze(-2)
+            for p in params
+        ]
+        out_shape = shape + (D,)
+    z = ops.draw(family, out_shape, chosen, out_shape, generator)
+    return z.to(result)
+
+
+def _draw_triton(family: Family, univariate: bool, sample_shape, cum, params, work, generator):
+    """The generated ``mixture_sample_kernel``: pick and draw in one pass."""
+    batch_shape = cum.shape[:-1]
+    K = cum.shape[-1]
+    D = 1 if univariate else params[0].shape[-1]
+    full = batch_shape + (K, D)
+    pf = [(p.unsqueeze(-1) if univariate else p).to(work).expand(full).contiguous() for p in params]
+    cum = cum.expand(batch_shape + (K,)).contiguous()
+    out = torch.empty(sample_shape + batch_shape + (D,), dtype=work, device=cum.device)
+    NB = max(math.prod(batch_shape), 1)
+    seed_pick = rng.philox_seed(cum.device, generator)
+    seed = rng.philox_seed(cum.device, generator)
+    N = out.numel() // D
+    if N:
+        kernel = family.kernel("mixture_sample")
+        launch.launch_map(kernel, [cum, *pf], out, N, NB, K, D, seed_pick, seed)
+    return out.squeeze(-1) if univariate else out
+
+
+# -- custom ops (torch.compile) ----------------------------------------------------------------
+
+
+def _sample_shape_of(univariate: bool, probs, params, sample_shape) -> list[int]:
+    event = [] if univariate else [params[0].shape[-1]]
+    return [*sample_shape, *probs.shape[:-1], *event]
+
+
+@custom_op(
+    "irtgen::mixture_sample",
+    mutates_args=("token",),
+    tags=(torch.Tag.nondeterministic_seeded,),
+)
+def _sample_op(
+    family: str,
+    univariate: bool,
+    probs: torch.Tensor,
+    params: list[torch.Tensor],
+    sample_shape: list[int],
+    token: torch.Tensor,
+) -> torch.Tensor:
+    """Mixture draws (no gradient) from the device's generator; ``token`` (library.rng_token) is
+    incremented. ``probs``: B + (K,); ``params``: the components' broadcast to B + (K,) [+ (D,)]."""
+    token.add_(1)
+    fam = library.family_of(family)
+    z = _draw(fam, univariate, probs, params, torch.Size(sample_shape), None)
+    return z.contiguous()
+
+
+@_sample_op.register_fake
+def _(family, univariate, probs, params, sample_shape, token):
+    shape = _sample_shape_of(univariate, probs, params, sample_shape)
+    return params[0].new_empty(shape, dtype=launch.compute_dtype(*params)[1])
+
+
+@custom_op("irtgen::mixture_reparameterize", mutates_args=())
+def _reparameterize_op(
+    family: str,
+    univariate: bool,
+    z: torch.Tensor,
+    logits: torch.Tensor,
+    params: list[torch.Tensor],
+) -> torch.Tensor:
+    """A copy of the mixture sample z whose gradient is the mixture's implicit one."""
+    return z.clone(memory_format=torch.contiguous_format)
+
+
+@_reparameterize_op.register_fake
+def _(family, univariate, z, logits, params):
+    return z.new_empty(z.shape)
+
+
+@custom_op("irtgen::mixture_backward", mutates_args=())
+def _backward_op(
+    family: str,
+    univariate: bool,
+    z: torch.Tensor,
+    grad: torch.Tensor,
+    logits: torch.Tensor,
+    params: list[torch.Tensor],
+    needs: list[bool],
+) -> list[torch.Tensor]:
+    """[grad of logits, grad of each param] of sum(grad * z), z held by the implicit map; an
+    empty tensor where ``needs`` (logits?, param_1?, ...) is False."""
+    g_logits, g_params = _reparameterize_backward(
+        library.family_of(family), univariate, z, grad, logits, params, needs
+    )
+    out = [g_logits.contiguous() if g_logits is not None else logits.new_empty(0)]
+    return out + [
+        g.contiguous() if g is not None else p.new_empty(0)
+        for g, p in zip(g_params, params, strict=True)
+    ]
+
+
+@_backward_op.register_fake
+def _(family, univariate, z, grad, logits, params, needs):
+    tensors = [logits, *params]
+    return [t.new_empty(t.shape if need else (0,)) for t, need in zip(tensors, needs, strict=True)]
+
+
+def _setup_reparameterize(ctx, inputs, output):
+    family, univariate, z, logits, params = inputs
+    ctx.family, ctx.univariate = family, univariate
+    ctx.needs = [logits.requires_grad, *(p.requires_grad for p in params)]
+    ctx.save_for_backward(z, logits, *params)
+
+
+def _backward_reparameterize(ctx, grad):
+    z, logits, *params = ctx.saved_tensors
+    out = _backward_op(ctx.family, ctx.univariate, z, grad, logits, params, ctx.needs)
+    grads = [g if need else None for g, need in zip(out, ctx.needs, strict=True)]
+    # z is a constant: no gradient flows into it
+    return None, None, None, grads[0], grads[1:]
+
+
+_reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
 
 
 class MixtureSameFamily(_TorchMixture):
@@ -286,54 +429,21 @@ class MixtureSameFamily(_TorchMixture):
             return self._draw(torch.Size(sample_shape), generator)
 
     def _draw(self, sample_shape: torch.Size, generator) -> torch.Tensor:
-        base = self._base
+        probs = self.mixture_distribution.probs
         params = self._component_params()
-        work, result = launch.compute_dtype(*params)
-        shape = sample_shape + self.batch_shape  # S + B
-        probs = self.mixture_distribution.probs.to(torch.float64)
-        cum = torch.cumsum(probs, dim=-1)
-        cum = cum / cum[..., -1:]
-        if select_backend(probs.device) == "triton":
-            return self._draw_triton(sample_shape, cum, params, work, generator).to(result)
-        u = rng.uniform(shape, torch.float64, probs.device, generator)
-        cum_e = cum.expand(shape + cum.shape[-1:]).contiguous()
-        k = torch.searchsorted(cum_e, u.unsqueeze(-1)).clamp_max(cum.shape[-1] - 1)  # (S+B, 1)
-        if self._univariate:
-            chosen = [
-                torch.gather(p.to(work).expand(shape + p.shape[-1:]), -1, k).squeeze(-1)
-                for p in params
-            ]
-            out_shape = shape
-        else:
-            D = self.event_shape[0]
-            idx = k.unsqueeze(-1).expand(shape + (1, D))
-            chosen = [
-                torch.gather(p.to(work).expand(shape + p.shape[-2:]), -2, idx).squeeze(-2)
-                for p in params
-            ]
-            out_shape = shape + (D,)
-        z = ops.draw(base.family, out_shape, chosen, out_shape, generator)
-        return z.to(result)
-
-    def _draw_triton(self, sample_shape, cum, params, work, generator) -> torch.Tensor:
-        """The generated ``mixture_sample_kernel``: pick and draw in one pass."""
-        K = cum.shape[-1]
-        D = 1 if self._univariate else self.event_shape[0]
-        full = self.batch_shape + (K, D)
-        pf = [
-            (p.unsqueeze(-1) if self._univariate else p).to(work).expand(full).contiguous()
-            for p in params
-        ]
-        cum = cum.expand(self.batch_shape + (K,)).contiguous()
-        out = torch.empty(sample_shape + self.batch_shape + (D,), dtype=work, device=cum.device)
-        NB = max(math.prod(self.batch_shape), 1)
-        seed_pick = rng.philox_seed(cum.device, generator)
-        seed = rng.philox_seed(cum.device, generator)
-        N = out.numel() // D
-        if N:
-            kernel = self._base.family.kernel("mixture_sample")
-            launch.launch_map(kernel, [cum, *pf], out, N, NB, K, D, seed_pick, seed)
-        return out.squeeze(-1) if self._univariate else out
+        if generator is not None:  # custom ops cannot take a generator: drawn eagerly
+            with torch.no_grad():
+                return _draw(
+                    self._base.family, self._univariate, probs, params, sample_shape, generator
+                )
+        return _sample_op(
+            self._base.family.key,
+            self._univariate,
+            probs.detach(),
+            [p.detach() for p in params],
+            list(sample_shape),
+            library.rng_token(probs.device),
+        )
 
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape sample_shape + batch_shape + event_shape with implicit gradients."""
@@ -359,4 +469,4 @@ class MixtureSameFamily(_TorchMixture):
     def _reparameterize(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.mixture_distribution.logits
         params = self._component_params()
-        return _MixtureReparameterize.apply(self._base.family, self._univariate, z, logits, *params)
+        return _reparameterize_op(self._base.family.key, self._univariate, z, logits, params)

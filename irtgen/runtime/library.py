@@ -19,6 +19,14 @@ per-device counter (``rng_token``), so a compiled graph neither merges two draws
 them: the same seed gives the same draws compiled and eager. Draws use the device's default
 generator (``torch.manual_seed``); a ``generator=`` argument is honoured on the eager path
 (``ops``), since custom ops cannot take one.
+
+The composites register their own ops in the same namespace, with the same conventions (draws
+tagged ``nondeterministic_seeded`` and advancing ``rng_token``, fake implementations, autograd
+through a backward op): ``irtgen::dirichlet_sample``, ``dirichlet_normalize``,
+``dirichlet_reparameterize``, ``dirichlet_backward`` (``irtgen.composite.dirichlet``) and
+``irtgen::mixture_sample``, ``mixture_reparameterize``, ``mixture_backward``
+(``irtgen.composite.mixture``). They share ``rng_token`` with ``irtgen::sample``, so draws of
+generated families and composites keep their order relative to each other.
 """
 
 from __future__ import annotations
