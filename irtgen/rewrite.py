@@ -11,6 +11,7 @@ pattern                        becomes                                 why
 ``a - a*exp(x)`` (symbolic a)  ``-a*expm1(x)``                         same, after factor_terms
 ``c - c*b**e`` (symbolic e)    ``-c*expm1(e*log(b))``                  same, b**e = exp(e log b)
 ``log(1 + x)``                 ``log1p(x)``                            1 + x rounds away small x
+``log(a**e * b**-e)`` (a, b>0)  ``e*log(a/b)``                         a**e overflows or underflows
 ``log(-expm1(x))``             ``log1mexp(x)``                         both regimes of log(1 - e^x)
 ``log1p(-exp(x))``             ``log1mexp(x)``
 ``log1p(exp(x))``              ``softplus(x)``                         e^x overflows for large x
@@ -114,10 +115,33 @@ def _erf_to_ndtr(node: sp.Basic):
     return _constant_plus_term(node, rewrite)
 
 
+def _log_of_powers(arg: sp.Basic) -> sp.Basic | None:
+    """log of a power or a product of powers of positive bases, as exponent * log: powers with
+    opposite exponents pair up, log(a**e * b**-e) = e*log(a/b), so that the log_ratio rule can
+    take log(a/b) where a ~ b. None unless some exponent is symbolic (then the log of the power
+    itself overflows or underflows long before e*log(b) does)."""
+    factors = arg.args if isinstance(arg, sp.Mul) else (arg,)
+    if not all(f.is_positive for f in factors):
+        return None
+    powers = [f.as_base_exp() for f in factors]
+    if all(e.is_number for _, e in powers) or not all(e.is_real for _, e in powers):
+        return None
+    groups: dict[sp.Basic, tuple[sp.Basic, list, list]] = {}  # expanded e -> (e, num, den)
+    for b, e in powers:
+        key = sp.expand(e)
+        flip = key not in groups and sp.expand(-e) in groups
+        _, num, den = groups.setdefault(sp.expand(-e) if flip else key, (e, [], []))
+        (den if flip else num).append(b)
+    return sp.Add(*(e * sp.log(sp.Mul(*num) / sp.Mul(*den)) for e, num, den in groups.values()))
+
+
 def _log_rules(node: sp.Basic):
     if not isinstance(node, sp.log):
         return None
     (arg,) = node.args
+    split = _log_of_powers(arg)
+    if split is not None:
+        return split
     if isinstance(arg, sp.Add):
         c, terms = _split_add(arg)
         if c == 1:
