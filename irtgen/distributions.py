@@ -21,6 +21,7 @@ from irtgen.generated.logistic import Logistic
 from irtgen.generated.normal import Normal
 from irtgen.generated.student_t import StudentT
 from irtgen.generated.weibull import Weibull
+from irtgen.kl import register as _register_kl
 
 __all__ = [
     "Beta",
@@ -43,3 +44,5 @@ __all__ = [
     "StudentT",
     "Weibull",
 ]
+
+_register_kl(globals())
