@@ -81,22 +81,38 @@ def generate_source(dist: Distribution, spec_label: str, command: str, timings=N
     """Derive and render one distribution; errors become BuildError naming it."""
     from irtgen.codegen.module import render_module
     from irtgen.derive import derive
+    from irtgen.diagnostics import check
 
     t0 = time.perf_counter()
     try:
         derivation = derive(dist)
         t1 = time.perf_counter()
         source = render_module(derivation, spec_label, command)
+        t2 = time.perf_counter()
+        check(derivation)  # numeric: support, monotone, limits at the ends, icdf
+        t3 = time.perf_counter()
     except (SpecError, UnsupportedFunctionError) as err:
         msg = str(err)
+        if isinstance(err, UnsupportedFunctionError):
+            msg += _supported_hint()
         prefix = f"{dist.name}: "
         raise BuildError(
             f"{spec_label}: {msg if msg.startswith(prefix) else prefix + msg}"
         ) from err
-    t2 = time.perf_counter()
     if timings is not None:
-        timings.update(derive=t1 - t0, generate=t2 - t1)
+        timings.update(derive=t1 - t0, generate=t2 - t1, check=t3 - t2)
     return source
+
+
+def _supported_hint() -> str:
+    from irtgen.codegen.functions import supported_function_names
+
+    return (
+        "; the functions irtgen can compute (irtgen.codegen.functions) are "
+        + ", ".join(supported_function_names())
+        + "; SymPy's lowergamma, uppergamma, beta, betainc and betainc_regularized are "
+        "rewritten into them, and Piecewise and Heaviside are split into pieces"
+    )
 
 
 def _label(path: Path) -> str:

@@ -89,7 +89,7 @@ def _report(quiet: bool):
         print(
             f"{result.name:>16s}  {result.status:9s} {result.path}  "
             f"(derive {t.get('derive', 0):.2f} s, generate {t.get('generate', 0):.2f} s, "
-            f"write {t.get('write', 0):.3f} s)"
+            f"check {t.get('check', 0):.2f} s, write {t.get('write', 0):.3f} s)"
         )
 
     return progress

@@ -82,6 +82,32 @@ class GeneratedDistribution(Distribution):
             self.family.key, z.detach(), list(self._params), list(self.batch_shape)
         )
 
+    def _validate_sample(self, value: torch.Tensor) -> None:
+        """torch's checks of a value's shape, then the support as the spec declared it.
+
+        The support is checked with the family's own ``in_support`` formula rather than
+        ``self.support.check``: torch has no ``less_than_eq`` constraint, and its ``interval``
+        is closed at both ends, so a support such as ``Interval(-oo, 0)`` or
+        ``Interval.Lopen(0, 1)`` would reject a value at a closed end or accept one at an open
+        end. NaN is never in the support.
+        """
+        if not isinstance(value, torch.Tensor):
+            raise ValueError("The value argument must be a Tensor")
+        actual, expected = value.size(), self._batch_shape + self._event_shape
+        for i, j in zip(reversed(actual), reversed(expected), strict=False):
+            if i != 1 and j != 1 and i != j:
+                raise ValueError(
+                    f"Value is not broadcastable with batch_shape+event_shape: {actual} vs "
+                    f"{expected}."
+                )
+        inside = self.family.torch_fn("in_support")(value, *self._params)
+        if not torch._is_all_true(torch.as_tensor(inside)):
+            raise ValueError(
+                f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) "
+                f"to be within the support ({self.support!r}) of the distribution {self!r}, "
+                f"but found invalid values:\n{value}"
+            )
+
     def log_prob(self, value):
         value = torch.as_tensor(value, dtype=self._params[0].dtype, device=self._params[0].device)
         if self._validate_args:
