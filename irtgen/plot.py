@@ -21,6 +21,7 @@ from pathlib import Path
 import sympy as sp
 
 from irtgen.build import load, load_spec_file
+from irtgen.show import interval_text, select
 from irtgen.spec import Distribution
 
 TAIL = 1e-3  # probability left out on an infinite side of the support
@@ -50,10 +51,8 @@ def _matplotlib():
 
 
 def _interval_text(interval: sp.Interval) -> str:
-    lo, hi = (sp.sstr(e).replace("oo", "inf") for e in (interval.start, interval.end))
-    left = "(" if interval.left_open or interval.start == -sp.oo else "["
-    right = ")" if interval.right_open or interval.end == sp.oo else "]"
-    return f"{left}{lo}, {hi}{right}"
+    i = interval
+    return interval_text(i.start, i.end, i.left_open, i.right_open, infinity="inf")
 
 
 def parse_params(dist: Distribution, assignments) -> dict[str, float]:
@@ -312,8 +311,6 @@ def make_figure(
 
 def _pick(dists: list[Distribution], name: str | None, path) -> Distribution:
     if name is not None:
-        from irtgen.show import select
-
         return select(dists, name, path)[0]
     if len(dists) > 1:
         known = ", ".join(d.name for d in dists)

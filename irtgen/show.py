@@ -229,10 +229,7 @@ def _interval_text(d: Derivation, latex: bool) -> str:
         left = r"\left(" if lo_open or d.support_lo == -sp.oo else r"\left["
         right = r"\right)" if hi_open or d.support_hi == sp.oo else r"\right]"
         return f"{sp.latex(d.z)} \\in {left}{lo}, {hi}{right}"
-    lo, hi = (sp.sstr(e).replace("oo", "∞") for e in (d.support_lo, d.support_hi))
-    left = "(" if lo_open or d.support_lo == -sp.oo else "["
-    right = ")" if hi_open or d.support_hi == sp.oo else "]"
-    return f"{d.z.name} ∈ {left}{lo}, {hi}{right}"
+    return f"{d.z.name} ∈ {interval_text(d.support_lo, d.support_hi, lo_open, hi_open)}"
 
 
 def _sampler_text(d: Derivation, latex: bool) -> list[tuple[str, str]]:
@@ -264,7 +261,13 @@ def _params_text(d: Derivation, latex: bool) -> list[str]:
     for p_spec, p in zip(spec.params, d.params, strict=True):
         c = spec.constraints[p_spec]
         interval = c.interval
-        rng = f"${_Latex().doprint(interval)}$" if latex else _interval_brackets(interval)
+        rng = (
+            f"${_Latex().doprint(interval)}$"
+            if latex
+            else interval_text(
+                interval.start, interval.end, interval.left_open, interval.right_open
+            )
+        )
         line = f"{p.name:<{width}}  {c.name:<{cwidth}}  {rng}"
         if spec.defaults and p_spec in spec.defaults:
             line += f"  default {spec.defaults[p_spec]:g}"
@@ -272,11 +275,12 @@ def _params_text(d: Derivation, latex: bool) -> list[str]:
     return out
 
 
-def _interval_brackets(interval: sp.Interval) -> str:
-    lo, hi = (sp.sstr(e).replace("oo", "∞") for e in (interval.start, interval.end))
-    left = "(" if interval.left_open or interval.start == -sp.oo else "["
-    right = ")" if interval.right_open or interval.end == sp.oo else "]"
-    return f"{left}{lo}, {hi}{right}"
+def interval_text(lo, hi, left_open: bool, right_open: bool, infinity: str = "∞") -> str:
+    """``[lo, hi)``-style text of an interval; an infinite end is always open."""
+    a, b = (sp.sstr(e).replace("oo", infinity) for e in (lo, hi))
+    left = "(" if left_open or lo == -sp.oo else "["
+    right = ")" if right_open or hi == sp.oo else "]"
+    return f"{left}{a}, {b}{right}"
 
 
 def describe(obj: Distribution | Derivation, latex: bool = False, width: int | None = None) -> str:
