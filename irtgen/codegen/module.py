@@ -61,28 +61,20 @@ def formula_function(
     outputs: list[tuple[str, sp.Basic]],
     backend: str,
     ref: str,
+    needs: bool = False,
 ) -> FormulaFunction:
-    """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``."""
+    """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``.
+
+    With ``needs`` the function takes a trailing ``needs`` argument, a flag per output (None:
+    all): an output not needed is returned as None, and a shared temporary is computed only when
+    an output that uses it is needed (a backward that wants dz/dθ alone never evaluates 1/q)."""
     printer = Printer(backend, ref)
     kept, reduced = _cse([e for _, e in outputs])
-    lines = [f"{sym} = {printer.doprint(val)}" for sym, val in kept]
-    returns = [printer.output(e) for e in reduced]
     comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
-    return FormulaFunction(name, args, lines, returns, comments)
-
-
-def guarded_formula_function(
-    name: str,
-    args: list[str],
-    outputs: list[tuple[str, sp.Basic]],
-    ref: str,
-) -> FormulaFunction:
-    """Like ``formula_function`` for torch, with a trailing ``needs`` argument: a flag per
-    output (None: all). An output not needed is returned as None, and a shared temporary is
-    computed only when an output that uses it is needed (a backward that wants dz/dθ alone
-    never evaluates 1/q, for instance)."""
-    printer = Printer("torch", ref)
-    kept, reduced = _cse([e for _, e in outputs])
+    if not needs:
+        lines = [f"{sym} = {printer.doprint(val)}" for sym, val in kept]
+        returns = [printer.output(e) for e in reduced]
+        return FormulaFunction(name, args, lines, returns, comments)
     k = len(outputs)
     flags = [f"_n{i}" for i in range(k)]
     # the outputs each temporary feeds, directly or through later temporaries
@@ -105,7 +97,6 @@ def guarded_formula_function(
     returns = [
         f"({printer.output(e)} if {flag} else None)" for e, flag in zip(reduced, flags, strict=True)
     ]
-    comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
     comments.append("needs: which of these to compute (None: all); the others are returned as None")
     return FormulaFunction(name, [*args, "needs=None"], lines, returns, comments)
 
@@ -132,9 +123,9 @@ def _formulas(d: Derivation, backend: str) -> dict[str, FormulaFunction]:
     suffix = "torch" if backend == "torch" else "tl"
 
     def fn(op, args, outputs, ref):
-        if backend == "torch" and op.endswith("_grad"):
-            return guarded_formula_function(f"{op}_{suffix}", args, outputs, ref)
-        return formula_function(f"{op}_{suffix}", args, outputs, backend, ref)
+        # the torch path's backward asks only for the derivatives it uses
+        needs = backend == "torch" and op.endswith("_grad")
+        return formula_function(f"{op}_{suffix}", args, outputs, backend, ref, needs)
 
     out = {
         "log_prob": fn("log_prob", zs, [("log q", d.log_pdf)], z),
