@@ -29,6 +29,38 @@ class Impl:
     triton: str | None  # None: not available in kernels yet (fails the build if a kernel needs it)
     reference: Callable | None = None  # mpmath function of the same arguments (for tests)
 
+    @property
+    def scalar(self) -> str | None:
+        """The call in the scalar source (irtgen.scalar, compiled by numba and Triton): the
+        Triton call with irtgen's device functions taken from the scalar modules."""
+        if self.triton is None:
+            return None
+        text = self.triton.replace("tlm.", "el.").replace("tlv.", "rnd.")
+        text = text.replace(", {like})", ")")  # variates: the scalar form has no shape argument
+        if text.startswith("tls."):
+            name = text[4 : text.index("(")]
+            text = f"{SCALAR_MODULES[name]}.{text[4:]}"
+        return text.replace("tl.exp(tls.", "tl.exp(ga.")
+
+
+# The scalar module of each special function: ga (irtgen.scalar.gamma), be (beta), st (student_t)
+SCALAR_MODULES = {
+    "lgamma": "ga",
+    "digamma": "ga",
+    "log_gamma_density": "ga",
+    "gammainc": "ga",
+    "gammaincc": "ga",
+    "gammainc_da_ratio": "ga",
+    "betaln": "be",
+    "log_beta_density": "be",
+    "betainc": "be",
+    "betainc_da_ratio": "be",
+    "betainc_db_ratio": "be",
+    "log_ndtr": "st",
+    "student_t_cdf": "st",
+    "student_t_ddf_ratio": "st",
+}
+
 
 def _special(name: str, nargs: int, cls) -> Impl:
     args = ", ".join(f"{{{i}}}" for i in range(nargs))

@@ -190,6 +190,97 @@ def _sampler(d: Derivation, backend: str) -> FormulaFunction | None:
     return f
 
 
+def scalar_formulas(d: Derivation) -> dict[str, FormulaFunction]:
+    """The family's per-element formulas, in the scalar source. The conventions outside the
+    support are part of them: log q = -inf, F = 0 below and 1 above, S the reverse; icdf maps 0
+    and 1 to the ends of the support and anything outside [0, 1] to NaN."""
+    z = d.z.name
+    ps = d.param_names
+    zs = [z, *ps]
+    bounded = d.support_lo != -sp.oo or d.support_hi != sp.oo
+
+    def fn(op, args, outputs, ref):
+        return formula_function(op, args, outputs, "scalar", ref)
+
+    out = {
+        "log_prob": fn("log_prob", zs, [("log q", d.log_pdf)], z),
+        "cdf": fn("cdf", zs, [("F", d.cdf)], z),
+        "sf": fn("sf", zs, [("S = 1 - F", d.sf)], z),
+        "pdf": fn("pdf", zs, [("q", d.pdf)], z),
+        "log_prob_grad": fn(
+            "log_prob_grad",
+            zs,
+            [(f"d log q/d{z}", d.dlog_pdf_dz)]
+            + [(f"d log q/d{p}", e) for p, e in zip(ps, d.dlog_pdf, strict=True)],
+            z,
+        ),
+        "cdf_grad": fn(
+            "cdf_grad",
+            zs,
+            [(f"dF/d{z} = q", d.pdf)] + [(f"dF/d{p}", e) for p, e in zip(ps, d.dcdf, strict=True)],
+            z,
+        ),
+        "implicit_grad": fn(
+            "implicit_grad",
+            zs,
+            [(f"d{z}/du = 1/q", d.inv_pdf)]
+            + [(f"d{z}/d{p}", e) for p, e in zip(ps, d.implicit, strict=True)],
+            z,
+        ),
+        "support": fn(
+            "support", ps, [("lower end", d.support_lo), ("upper end", d.support_hi)], ps[0]
+        ),
+        "in_support": fn("in_support", zs, [("inside", _support_condition(d))], z),
+    }
+    plist = ", ".join(ps)
+    if bounded:
+        f = out["log_prob"]
+        f.lines.append(f"_out = {f.returns[0]}")
+        f.returns = [f'tl.where(in_support({z}, {plist}), _out, -float("inf"))']
+        for op, below, above in (("cdf", "0.0", "1.0"), ("sf", "1.0", "0.0")):
+            f = out[op]
+            f.lines += [f"_out = {f.returns[0]}", f"_lo, _hi = support({plist})"]
+            f.returns = [f"tl.where({z} < _lo, {below}, tl.where({z} > _hi, {above}, _out))"]
+    if d.icdf is not None:
+        u = d.u.name
+        f = fn("icdf", [u, *ps], [(f"{z} = F^-1({u})", d.icdf)], u)
+        f.lines += [f"_out = {f.returns[0]}", f"_lo, _hi = support({plist})"]
+        f.returns = [
+            f'tl.where(({u} < 0.0) | ({u} > 1.0), float("nan"), '
+            f"tl.where({u} <= 0.0, _lo, tl.where({u} >= 1.0, _hi, _out)))"
+        ]
+        out["icdf"] = f
+    return out
+
+
+def scalar_sampler(d: Derivation) -> FormulaFunction:
+    """``sample(_seed, _offs, params...)``: the spec's sampler, each distinct variate call drawn
+    once (stream k for the k-th call); without a sampler, icdf of a Philox uniform."""
+    ps = d.param_names
+    args = ["_seed", "_offs", *ps]
+    printer = Printer("scalar", ps[0])
+    expr = d.spec.sampler
+    if expr is None:
+        f = formula_function("sample", args, [], "scalar", ps[0])
+        f.comments = [f"{d.z.name} = F^-1(u), u uniform on (0, 1)"]
+        f.returns = [f"icdf(rnd.uniform(_seed, _offs), {', '.join(ps)})"]
+        return f
+    expr = sp.sympify(expr).xreplace(dict(zip(d.spec.params, d.params, strict=True)))
+    calls = sorted(expr.atoms(*VARIATES), key=sp.default_sort_key)
+    draws = [sp.Symbol(f"_r{k}") for k in range(len(calls))]
+    lines = []
+    for k, (call, sym) in enumerate(zip(calls, draws, strict=True)):
+        impl = VARIATES[type(call)].scalar
+        # standard_normal's optional argument is a label, not an input
+        printed = [] if type(call).__name__ == "standard_normal" else call.args
+        printed = [printer.doprint(a) for a in printed]
+        lines.append(f"{sym} = " + impl.format(*printed, stream=k))
+    body = expr.xreplace(dict(zip(calls, draws, strict=True)))
+    f = formula_function("sample", args, [(f"{d.z.name} = {sp.sstr(expr)}", body)], "scalar", ps[0])
+    f.lines = lines + f.lines
+    return f
+
+
 def _uses_special_functions(d: Derivation) -> bool:
     """Whether the derivative formulas call the incomplete gamma/beta or Student-t functions:
     then the backward runs in float64 (their products overflow float32 in far tails)."""
@@ -268,3 +359,40 @@ def _interval_kind(interval: sp.Interval) -> str:
     if interval.right_open and not interval.left_open:
         return "half_open_interval"
     return "interval"
+
+
+def render_scalar_module(d: Derivation, spec_label: str, command: str) -> str:
+    """Source of the family's per-element formulas in the scalar source (irtgen.scalar): the
+    functions that numba compiles for the CPU and Triton for the GPU inside the kernels of
+    irtgen.compilers."""
+    spec = d.spec
+    context = {
+        "name": spec.name,
+        "spec_label": spec_label,
+        "command": command,
+        "var": d.z.name,
+        "param_list": ", ".join(d.param_names),
+        "formulas": scalar_formulas(d),
+        "has_icdf": d.icdf is not None,
+        "sampler": scalar_sampler(d),
+        "cdf_text": sp.sstr(spec.cdf),
+        "support_text": sp.sstr(spec.support),
+    }
+    env = template_environment()
+    context["imports"] = []
+    body = env.get_template("scalar_module.py.j2").render(**context)
+    # import the scalar modules the formulas call, and no others
+    context["imports"] = [
+        (module, alias) for module, alias in _SCALAR_IMPORTS if f"{alias}." in body
+    ]
+    return env.get_template("scalar_module.py.j2").render(**context)
+
+
+_SCALAR_IMPORTS = [
+    ("beta", "be"),
+    ("elementary", "el"),
+    ("gamma", "ga"),
+    ("inversion", "inversion"),
+    ("random", "rnd"),
+    ("student_t", "st"),
+]

@@ -50,11 +50,13 @@ class Printer:
     """
 
     def __init__(self, backend: str, ref: str):
-        if backend not in ("torch", "triton"):
+        if backend not in ("torch", "triton", "scalar"):
             raise ValueError(f"unknown backend {backend!r}")
         self.backend = backend
         self.ref = ref
         self.ns = "torch" if backend == "torch" else "tl"
+        # irtgen's elementary functions: Triton device functions, or the scalar source's
+        self.el = "el" if backend == "scalar" else "tlm"
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -97,10 +99,10 @@ class Printer:
                 raise ValueError(f"complex or undefined constant {expr} in a formula")
             v = float(re)
         if math.isnan(v):
-            text = 'float("nan")' if self.backend == "triton" else "math.nan"
+            text = 'float("nan")' if self.backend != "torch" else "math.nan"
             return text, _ATOM
         if math.isinf(v):
-            inf = 'float("inf")' if self.backend == "triton" else "math.inf"
+            inf = 'float("inf")' if self.backend != "torch" else "math.inf"
             return (f"-{inf}", _UNARY) if v < 0 else (inf, _ATOM)
         lit = float_literal(v)
         return (lit, _UNARY) if lit.startswith("-") else (lit, _ATOM)
@@ -134,6 +136,9 @@ class Printer:
             return " & ".join(f"({self._print(a)[0]})" for a in expr.args), _AND
         if isinstance(expr, sp.Or):
             return " | ".join(f"({self._print(a)[0]})" for a in expr.args), _OR
+        if isinstance(expr, sp.Not) and self.backend == "scalar":
+            # ~ of a Python or numba bool is an integer
+            return f"(not ({self._print(expr.args[0])[0]}))", _ATOM
         if isinstance(expr, sp.Not):
             return f"~({self._print(expr.args[0])[0]})", _UNARY
         if type(expr) in BINARY_CHAINS:
@@ -161,7 +166,9 @@ class Printer:
                     "implementation in irtgen's function table"
                 )
             template = getattr(impl, self.backend)
-            if template.startswith(("ts.", "tls.")):
+            if template.startswith(("ts.", "tls.")) or (
+                self.backend == "scalar" and impl.triton.startswith("tls.")
+            ):
                 # irtgen's special functions take tensors: betaln(df/2, 1/2) gets a tensor 1/2
                 return template.format(*(self._tensor_arg(a) for a in expr.args)), _ATOM
             return self._call(template, list(expr.args))
@@ -248,7 +255,7 @@ class Printer:
             # b**e = exp(e log b) with log b folded
             log_b = sp.log(base)
             return self._call(f"{self.ns}.exp({{0}})", [sp.Mul(exp, log_b, evaluate=False)])
-        fn = "torch.pow({0}, {1})" if self.backend == "torch" else "tlm.pow({0}, {1})"
+        fn = "torch.pow({0}, {1})" if self.backend == "torch" else f"{self.el}.pow({{0}}, {{1}})"
         return self._call(fn, [base, exp])
 
     def _integer_power(self, base: sp.Expr, n: int) -> tuple[str, int]:
@@ -262,8 +269,8 @@ class Printer:
         if isinstance(base, sp.Symbol) and n <= 3:
             return " * ".join([b[0]] * n), _MUL
         if n == 2:
-            return f"tlm.square({b[0]})", _ATOM
-        return f"tlm.powi({b[0]}, {n})", _ATOM
+            return f"{self.el}.square({b[0]})", _ATOM
+        return f"{self.el}.powi({b[0]}, {n})", _ATOM
 
     def _print_piecewise(self, expr: sp.Piecewise) -> tuple[str, int]:
         pieces = list(expr.args)
