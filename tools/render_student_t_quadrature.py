@@ -1,13 +1,16 @@
 """Render the Gauss quadrature rules behind Student-t's dz/ddf at large df.
 
-    python tools/render_student_t_quadrature.py   # prints the torch tables and the Triton sums
+    python tools/render_student_t_quadrature.py   # prints the torch tables and the scalar sums
 
 ``torch_special`` holds the 16-point Gauss-Legendre rule on [0, 1] and the 16-point
-Gauss-Laguerre rule (weight e^-r on [0, inf)) as tables; the Triton interpreter cannot loop over
-a table of float constants (they would round to float32), so ``triton_special`` carries the two
-sums written out with inline literals. Nodes and weights are computed here with mpmath at 40
-digits (numpy's rules, refined by Newton's method on the orthogonal polynomial), and
-tests/special/test_student_t_functions.py checks that both modules hold this script's output.
+Gauss-Laguerre rule (weight e^-r on [0, inf)) as tables; scalar functions cannot loop over a
+table of float constants (Triton would round a float global to float32), so
+``irtgen.scalar.student_t`` carries the two sums written out with inline literals. Nodes and
+weights are computed here with mpmath at 40 digits (numpy's rules, refined by Newton's method on
+the orthogonal polynomial); tests/special/test_student_t_functions.py and
+tests/scalar/test_student_t.py check that the modules hold this script's output.
+``render_triton`` renders the same sums for the block-form ``irtgen.runtime.triton_special``
+while that module exists.
 """
 
 from __future__ import annotations
@@ -80,25 +83,21 @@ def render_tables() -> str:
     return "\n".join(lines + _tuple("_LAGUERRE_R", r) + _tuple("_LAGUERRE_W", wr))
 
 
-def render_triton() -> str:
-    """The two unrolled sums of triton_special."""
+def _render_sums(decorator: str, bulk_doc: list[str], bulk_setup: list[str], bulk_args: str) -> str:
+    """The two unrolled sums, each function under ``decorator``; the bulk terms take
+    ``bulk_args`` (computed by ``bulk_setup``) and the node."""
     p, wp = legendre_unit()
     r, wr = laguerre()
-    out = [
-        "@triton.jit",
-        "def _ddf_bulk_sum(nu, tau, c):",
-        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled (each',
-        '    node enters as a float64 tensor: a literal passed on by itself would round to float32)."""',
-        "    zero = 0.0 * tau",
-    ]
+    out = [decorator, "def _ddf_bulk_sum(nu, tau, c):", *bulk_doc, *bulk_setup]
+    out.append("    zero = 0.0 * tau")
     for k, (pk, wk) in enumerate(zip(p, wp, strict=True)):
-        term = f"{wk!r} * _ddf_bulk_term(nu, tau, c, zero + {pk!r})"
+        term = f"{wk!r} * _ddf_bulk_term({bulk_args}, zero + {pk!r})"
         out.append(f"    acc = {term}" if k == 0 else f"    acc += {term}")
     out += [
         "    return acc",
         "",
         "",
-        "@triton.jit",
+        decorator,
         "def _ddf_tail_sum(nu, tau, c):",
         '    """sum_k w_k f(r_k): torch_special._LAGUERRE_R/_W unrolled."""',
         "    zero = 0.0 * tau",
@@ -110,7 +109,27 @@ def render_triton() -> str:
     return "\n".join(out)
 
 
+def render_scalar() -> str:
+    """The two unrolled sums of irtgen.scalar.student_t."""
+    doc = [
+        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled',
+        "    (each node enters as a float64 value: Triton would make a literal passed on by",
+        '    itself a float32 constant)."""',
+    ]
+    setup = ["    s, s_lo = _ddf_scale(nu, tau)"]
+    return _render_sums("@scalar", doc, setup, "nu, tau, c, s, s_lo")
+
+
+def render_triton() -> str:
+    """The two unrolled sums of the block-form triton_special."""
+    doc = [
+        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled (each',
+        '    node enters as a float64 tensor: a literal passed on by itself would round to float32)."""',
+    ]
+    return _render_sums("@triton.jit", doc, [], "nu, tau, c")
+
+
 if __name__ == "__main__":
     print(render_tables())
     print()
-    print(render_triton())
+    print(render_scalar())

@@ -12,7 +12,9 @@ import types
 
 import numba
 import numpy as np
-from numba.core import types as _types
+from llvmlite import ir as llvmir
+from numba.core import types as nbtypes
+from numba.extending import intrinsic
 from numba.extending import overload as _overload
 
 _jit = numba.njit(cache=True)
@@ -55,17 +57,31 @@ def abs(x):  # noqa: A001 - Triton's name
 
 @_jit
 def floor(x):
-    return _m.floor(x)
+    return np.floor(x)  # a float, as Triton's (math.floor is an int64: wrong beyond 2^63)
 
 
 @_jit
 def ceil(x):
-    return _m.ceil(x)
+    return np.ceil(x)
+
+
+@intrinsic
+def _fma_f64(typingctx, a, b, c):
+    """llvm.fma.f64: a * b + c with one rounding, as tl.fma on the GPU."""
+    sig = nbtypes.float64(nbtypes.float64, nbtypes.float64, nbtypes.float64)
+
+    def codegen(context, builder, signature, args):
+        dbl = llvmir.DoubleType()
+        fnty = llvmir.FunctionType(dbl, [dbl, dbl, dbl])
+        fn = builder.module.declare_intrinsic("llvm.fma", [dbl], fnty)
+        return builder.call(fn, args)
+
+    return sig, codegen
 
 
 @_jit
 def fma(a, b, c):
-    return a * b + c
+    return _fma_f64(np.float64(a), np.float64(b), np.float64(c))
 
 
 @_jit
@@ -111,7 +127,7 @@ def cast(x, dtype):
 
 @_overload(cast, jit_options={"cache": True})
 def _cast_overload(x, dtype):
-    if isinstance(dtype, _types.NumberClass):
+    if isinstance(dtype, nbtypes.NumberClass):
 
         def impl(x, dtype):
             return dtype(x)

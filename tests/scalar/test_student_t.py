@@ -1,0 +1,154 @@
+"""irtgen.scalar.student_t: student_t_ddf_ratio against mpmath on the grid of
+tests/special/test_student_t_functions.py (df from 0.05 to 1e7, both sides of the switches at
+df = 50 and |t| = 3), student_t_cdf and log_ndtr against mpmath and the torch path, the rendered
+quadrature sums, and compilation for sm_90 within the register and stack limits."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+from irtgen.runtime import torch_special as ts
+from irtgen.scalar import student_t as S
+from tests.scalar.helpers import ROOT, check_resources, compile_resources, numba_map
+from tests.special.test_student_t_functions import POINTS, _reference
+
+DF = np.array([p[0] for p in POINTS])
+T = np.array([p[1] for p in POINTS])
+
+
+@triton.jit
+def _one_element_kernel(a_ptr, b_ptr, out_ptr, FN: tl.constexpr, NP: tl.constexpr):
+    """FN's Triton form on the 0-d values of element program_id: the interpreter then runs its
+    real if/else and while per element (tl.map_elementwise it cannot run)."""
+    i = tl.program_id(0)
+    if NP == 1:
+        r = FN(tl.load(a_ptr + i))
+    else:
+        r = FN(tl.load(a_ptr + i), tl.load(b_ptr + i))
+    tl.store(out_ptr + i, r)
+
+
+def _rel(got, want):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(got - want) / np.abs(want)
+    return np.where(got == want, 0.0, np.nan_to_num(rel, nan=math.inf))
+
+
+def test_ddf_ratio_matches_mpmath():
+    got = numba_map(S.student_t_ddf_ratio, DF, T)
+    err = _rel(got, [_reference(*p) for p in POINTS])
+    small = DF < 50
+    # below df = 50 the incomplete-beta form loses ~log10(df) digits to cancellation: 2.02e-14
+    # at (49.9, 0.3), as torch_special and the block-form Triton code
+    assert err[small].max() <= 2.05e-14, POINTS[int(np.argmax(np.where(small, err, 0)))]
+    # the quadratures: a few ulp
+    assert err[~small].max() <= 1.9e-15, POINTS[int(np.argmax(np.where(small, 0, err)))]
+
+
+def test_ddf_ratio_and_cdf_match_torch():
+    df, t = torch.tensor(DF), torch.tensor(T)
+    ratio = numba_map(S.student_t_ddf_ratio, DF, T)
+    assert _rel(ratio, ts.student_t_ddf_ratio(df, t).numpy()).max() <= 3e-14
+    large = DF >= 50
+    assert _rel(ratio[large], ts.student_t_ddf_ratio(df, t).numpy()[large]).max() <= 4e-15
+    cdf = numba_map(S.student_t_cdf, DF, T)
+    assert _rel(cdf, ts.student_t_cdf(df, t).numpy()).max() <= 1e-14
+
+
+def test_cdf_matches_mpmath():
+    pts = [(0.3, -30.0), (1.0, 0.5), (3.0, -4.75), (10.0, 1.55), (49.9, -3.0), (1e3, -6.0)]
+    pts += [(1e6, 2.0), (2.5, 0.0)]
+    got = [S.student_t_cdf(df, t) for df, t in pts]
+    with mpmath.workdps(40):
+        want = []
+        for df, t in pts:
+            x = mpmath.mpf(df) / (df + mpmath.mpf(t) ** 2)
+            half = mpmath.betainc(mpmath.mpf(df) / 2, 0.5, 0, x, regularized=True) / 2
+            want.append(float(half if t < 0 else 1 - half))
+    assert _rel(got, want).max() <= 1e-14
+
+
+def test_ddf_ratio_is_odd_zero_at_zero_and_continuous():
+    for df in (0.5, 20.0, 50.0, 1e4, 1e6):
+        for t in (0.7, 2.5, 3.5, 40.0):
+            assert S.student_t_ddf_ratio(df, -t) == -S.student_t_ddf_ratio(df, t)
+        assert S.student_t_ddf_ratio(df, 0.0) == 0.0
+        assert S.student_t_ddf_ratio(df, -0.0) == 0.0
+    # df = 50 changes the algorithm, |t| = 3 the quadrature rule: no step at either
+    for t in (0.4, 1.7, 2.9, 5.0, 60.0):
+        lo = S.student_t_ddf_ratio(math.nextafter(50.0, 0.0), t)
+        hi = S.student_t_ddf_ratio(50.0, t)
+        assert abs(lo - hi) <= 1e-13 * abs(hi)
+    for df in (50.0, 400.0, 1e5):
+        lo = S.student_t_ddf_ratio(df, 3.0)
+        hi = S.student_t_ddf_ratio(df, math.nextafter(3.0, 4.0))
+        assert abs(lo - hi) <= 1e-14 * abs(hi)
+    assert math.isnan(S.student_t_ddf_ratio(math.nan, 1.0))
+    assert math.isnan(S.student_t_ddf_ratio(60.0, math.nan))
+
+
+def test_log_ndtr_matches_mpmath():
+    x = np.concatenate(
+        [-np.logspace(-3, 2.5, 60), np.logspace(-3, 1.5, 40), [0.0, -1.0, np.nextafter(-1.0, 0)]]
+    )
+    x = np.concatenate([x, [38.0, -1e5, 1e3]])
+
+    def ref(v):
+        v = mpmath.mpf(v)
+        return mpmath.log(mpmath.ncdf(v)) if v < 0 else mpmath.log1p(-mpmath.ncdf(-v))
+
+    with mpmath.workdps(40):
+        want = [float(ref(v)) for v in x]
+    got = numba_map(S.log_ndtr, x)
+    assert _rel(got, want).max() <= 5e-16
+    assert np.isnan(S.log_ndtr(math.nan)) and S.log_ndtr(-math.inf) == -math.inf
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(
+    ("name", "tol"), [("log_ndtr", 5e-16), ("student_t_cdf", 5e-16), ("student_t_ddf_ratio", 2e-15)]
+)
+def test_triton_form_in_the_interpreter_matches_numba(name, tol):
+    # the same source bound to triton.language, per element in the interpreter (numpy's exp and
+    # log for libm's: a few ulp, amplified by the quadrature's cancellation for the ratio)
+    sf = getattr(S, name)
+    df, t = DF[::3], T[::3]
+    args = [t] if name == "log_ndtr" else [df, t]
+    out = torch.empty(len(t), dtype=torch.float64)
+    _one_element_kernel[(len(t),)](
+        torch.tensor(args[0]), torch.tensor(t), out, FN=sf.triton(), NP=len(args)
+    )
+    assert _rel(out.numpy(), numba_map(sf, *args)).max() <= tol
+
+
+def test_sums_are_the_rendered_rules():
+    # the unrolled sums are what tools/render_student_t_quadrature.py computes with mpmath
+    spec = importlib.util.spec_from_file_location(
+        "render", ROOT / "tools/render_student_t_quadrature.py"
+    )
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    assert render.render_scalar() in (ROOT / "irtgen/scalar/student_t.py").read_text()
+
+
+@pytest.mark.slow
+def test_student_t_functions_compile_for_sm90_within_limits(tmp_path):
+    # ~65 s on one core: the fp64 ratio (incomplete beta + two unrolled quadratures) is ~40 s
+    specs = [
+        ("irtgen.scalar.student_t", "log_ndtr", 1, 1),
+        ("irtgen.scalar.student_t", "student_t_cdf", 2, 1),
+        ("irtgen.scalar.student_t", "student_t_ddf_ratio", 2, 1),
+    ]
+    usage = compile_resources(specs, tmp_path)
+    assert len(usage) == 6
+    # no local memory: the block form kept its quadrature in 8,064 bytes of stack
+    assert not check_resources(usage), usage
