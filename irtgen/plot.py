@@ -1,8 +1,8 @@
 """``irtgen plot``: one figure of a distribution's density, CDF and implicit gradients.
 
 ``plot_spec(path, {"a": "2", "b": "3"}, output="fig.png")`` builds the spec with ``irtgen.load``
-and evaluates the generated torch code (``pdf_torch``, ``cdf_torch``, ``implicit_grad_torch``) in
-float64 over the support, so the curves are what the library computes. Panels: the density q
+and evaluates the generated formulas (``pdf``, ``cdf``, ``implicit_grad``, run by the CPU kernels)
+in float64 over the support, so the curves are what the library computes. Panels: the density q
 with a histogram of the family's own samples, the CDF F, and dz/dθ for every parameter with
 central differences of the family's inverse CDF at fixed u, z(u; θ ± h), as points.
 
@@ -114,24 +114,16 @@ def plot_range(module, values: dict[str, float]) -> tuple[float, float]:
     quantile TAIL (or 1 - TAIL), found by numeric inversion of the generated CDF."""
     import torch
 
-    from irtgen.runtime import newton
-
+    family = module.FAMILY
     params = _tensors(values)
-    lo, hi = (float(torch.as_tensor(e)) for e in module.support_torch(*params))
+    lo, hi = (float(e) for e in family.evaluate("support", *params))
     if not lo < hi:
         raise PlotError(f"the support [{lo:g}, {hi:g}] is empty at these parameter values")
     ends = [lo, hi]
     for i, (end, u) in enumerate(((lo, TAIL), (hi, 1 - TAIL))):
         if math.isfinite(end):
             continue
-        q = newton.invert_cdf(
-            torch.tensor([u], dtype=torch.float64),
-            tuple(p.reshape(1) for p in params),
-            module.cdf_torch,
-            module.sf_torch,
-            module.pdf_torch,
-            module.support_torch,
-        )
+        q = family.evaluate("icdf", torch.tensor([u], dtype=torch.float64), *params)
         ends[i] = float(q[0])
     lo, hi = ends
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -155,11 +147,12 @@ def evaluate(module, values: dict[str, float], lo: float, hi: float, n: int = GR
         x = torch.broadcast_to(torch.as_tensor(x, dtype=torch.float64), z.shape)
         return torch.where(torch.isfinite(x), x, torch.nan).numpy().copy()
 
-    grads = module.implicit_grad_torch(z, *params)[1:]  # (1/q, dz/dθ_1, ...)
+    family = module.FAMILY
+    grads = family.evaluate("implicit_grad", z, *params)[1:]  # (1/q, dz/dθ_1, ...)
     return {
         "z": z.numpy().copy(),
-        "pdf": full(module.pdf_torch(z, *params)),
-        "cdf": full(module.cdf_torch(z, *params)),
+        "pdf": full(family.evaluate("pdf", z, *params)),
+        "cdf": full(family.evaluate("cdf", z, *params)),
         "grads": {name: full(g) for name, g in zip(values, grads, strict=True)},
     }
 
@@ -174,7 +167,8 @@ def finite_differences(
 
     params = _tensors(values)
     z = torch.as_tensor(z_points, dtype=torch.float64)
-    u = module.cdf_torch(z, *params)
+    family = module.FAMILY
+    u = family.evaluate("cdf", z, *params)
     keep = (u > 1e-9) & (u < 1 - 1e-9)
     z, u = z[keep], u[keep]
     out = {}
@@ -189,7 +183,7 @@ def finite_differences(
         for s in (1, -1):
             shifted = list(params)
             shifted[i] = params[i] + s * h
-            zs.append(module.icdf_torch(u, *shifted))
+            zs.append(family.evaluate("icdf", u, *shifted))
         fd = (zs[0] - zs[1]) / (2 * h)
         ok = torch.isfinite(fd)
         out[sym.name] = (z[ok].tolist(), fd[ok].tolist())
@@ -262,13 +256,13 @@ def make_figure(
             linewidth=0.5,
             label=f"{samples:,} samples (sample())",
         )
-    ax.plot(z, curves["pdf"], color="C0", lw=2, label=f"q({var}) = ∂F/∂{var}  (pdf_torch)")
+    ax.plot(z, curves["pdf"], color="C0", lw=2, label=f"q({var}) = ∂F/∂{var}  (pdf)")
     _robust_ylim(ax, [curves["pdf"]])
     ax.set_title("density")
     ax.set_ylabel(f"q({var})")
 
     ax = axes[1]
-    ax.plot(z, curves["cdf"], color="C1", lw=2, label=f"F({var})  (cdf_torch)")
+    ax.plot(z, curves["cdf"], color="C1", lw=2, label=f"F({var})  (cdf)")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("CDF")
     ax.set_ylabel(f"F({var})")
@@ -284,7 +278,7 @@ def make_figure(
             curves["grads"][name],
             color=f"C{2 + k}",
             lw=2,
-            label=f"d{var}/d{name} = −(∂F/∂{name})/q  (implicit_grad_torch)",
+            label=f"d{var}/d{name} = −(∂F/∂{name})/q  (implicit_grad)",
         )
         zs, fd = checks[name]
         if zs:

@@ -34,8 +34,8 @@ RESERVED_NAMES = frozenset(
     arg_constraints support has_rsample has_enumerate_support batch_shape event_shape
     sample rsample log_prob cdf icdf entropy mean mode variance stddev expand reparameterize
     perplexity enumerate_support sample_n validate_args param_shape torch triton tl math
-    constraints self cls value sample_shape tm tlm ts tls tv tlv generator newton lazy_triton
-    GeneratedDistribution Family FAMILY
+    constraints self cls value sample_shape generator scalar el ga be st rnd inversion sf pdf
+    log_prob_grad cdf_grad implicit_grad in_support GeneratedDistribution Family FAMILY
     """.split()
 )
 

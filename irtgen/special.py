@@ -6,8 +6,9 @@ gamma) and ``betainc(a, b, x)`` = I_x(a, b) (regularized incomplete beta). torch
 
 The gradients reuse the ratio functions of the compiler (``irtgen.functions``):
 ∂P/∂x = x^(a-1) e^(-x)/Γ(a) (in log space), ∂P/∂a = ∂P/∂x * gammainc_da_ratio(a, x), and so on.
-Values and gradients are computed in float64 internally; float32 in, float32 out. CUDA tensors
-run Triton kernels, CPU tensors the torch implementation (``IRTGEN_BACKEND`` as for families).
+Values and gradients are computed in float64 internally; float32 in, float32 out. The same scalar
+source (irtgen.scalar) runs in numba's kernels for CPU tensors and Triton's for CUDA tensors
+(``IRTGEN_BACKEND`` as for families).
 Arguments broadcast; integer inputs are promoted to the default dtype.
 """
 
@@ -16,10 +17,36 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from irtgen.runtime import launch, torch_special
-from irtgen.runtime.backend import select_backend
+from irtgen.runtime import launch, ops
+from irtgen.scalar import beta as be
+from irtgen.scalar import gamma as ga
+from irtgen.scalar import scalar, tl
 
 __all__ = ["gammainc", "gammaincc", "betainc"]
+
+
+# -- the per-element functions (irtgen.scalar), run by numba on the CPU and Triton on CUDA ------
+
+
+@scalar
+def _gammainc_grad(a, x):
+    """(∂P/∂a, ∂P/∂x) = density * (gammainc_da_ratio, 1), density = x^(a-1) e^(-x)/Γ(a)."""
+    d = tl.exp(ga.log_gamma_density(a, x))
+    return d * ga.gammainc_da_ratio(a, x), d
+
+
+@scalar
+def _betainc(a, b, x):
+    return be.betainc(a, b, x, 1.0 - x)
+
+
+@scalar
+def _betainc_grad(a, b, x):
+    """(∂I/∂a, ∂I/∂b, ∂I/∂x) = density * (da ratio, db ratio, 1)."""
+    y = 1.0 - x
+    d = tl.exp(be.log_beta_density(a, b, x, y))
+    ra, rb = be.betainc_ratios(a, b, x, y)
+    return d * ra, d * rb, d
 
 
 def _prepare(*args):
@@ -29,20 +56,7 @@ def _prepare(*args):
     _, result = launch.compute_dtype(*tensors)
     # float64 throughout, also for float32 inputs: exp(log density) and its products are
     # then rounded once, at the end
-    tensors = torch.broadcast_tensors(*(t.to(torch.float64) for t in tensors))
-    return [t.contiguous() for t in tensors], result
-
-
-def _kernels():
-    from irtgen.runtime import special_kernels
-
-    return special_kernels
-
-
-def _launch(kernel, tensors, n, **meta):
-    block = launch.map_block(n)
-    if n:
-        kernel[(launch.triton_cdiv(n, block),)](*tensors, n, **meta, BLOCK=block)
+    return [t.to(torch.float64) for t in tensors], result
 
 
 def _reduce(grad, like):
@@ -53,12 +67,7 @@ class _IncompleteGamma(torch.autograd.Function):
     @staticmethod
     def forward(ctx, upper, a, x):
         (wa, wx), result = _prepare(a, x)
-        if select_backend(wa.device) == "torch":
-            fn = torch_special.gammaincc if upper else torch_special.gammainc
-            out = fn(wa, wx)
-        else:
-            out = torch.empty_like(wa)
-            _launch(_kernels().gamma_value_kernel, [wa, wx, out], out.numel(), UPPER=upper)
+        out = ops.map_scalar(ga.gammaincc if upper else ga.gammainc, [wa, wx], wide=True)
         ctx.upper = upper
         ctx.save_for_backward(a, x)
         return out.to(result)
@@ -68,18 +77,13 @@ class _IncompleteGamma(torch.autograd.Function):
     def backward(ctx, grad):
         a, x = ctx.saved_tensors
         (wa, wx, g), _ = _prepare(a, x, grad)
-        if select_backend(wa.device) == "torch":
-            sign = -1.0 if ctx.upper else 1.0
-            gd = sign * g * torch.exp(torch_special.log_gamma_density(wa, wx))
-            da, dx = gd * torch_special.gammainc_da_ratio(wa, wx), gd
-        else:
-            da, dx = torch.empty_like(wa), torch.empty_like(wa)
-            _launch(_kernels().gamma_grad_kernel, [wa, wx, g, da, dx], wa.numel(), UPPER=ctx.upper)
+        da, dx = ops.map_scalar(_gammainc_grad, [wa, wx], 2, wide=True)
+        sign = -1.0 if ctx.upper else 1.0  # Q = 1 - P
         needs = ctx.needs_input_grad
         return (
             None,
-            _reduce(da, a) if needs[1] else None,
-            _reduce(dx, x) if needs[2] else None,
+            _reduce(sign * g * da, a) if needs[1] else None,
+            _reduce(sign * g * dx, x) if needs[2] else None,
         )
 
 
@@ -87,11 +91,7 @@ class _IncompleteBeta(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, x):
         (wa, wb, wx), result = _prepare(a, b, x)
-        if select_backend(wa.device) == "torch":
-            out = torch_special.betainc(wa, wb, wx, 1.0 - wx)
-        else:
-            out = torch.empty_like(wa)
-            _launch(_kernels().beta_value_kernel, [wa, wb, wx, out], out.numel())
+        out = ops.map_scalar(_betainc, [wa, wb, wx], wide=True)
         ctx.save_for_backward(a, b, x)
         return out.to(result)
 
@@ -100,19 +100,11 @@ class _IncompleteBeta(torch.autograd.Function):
     def backward(ctx, grad):
         a, b, x = ctx.saved_tensors
         (wa, wb, wx, g), _ = _prepare(a, b, x, grad)
-        if select_backend(wa.device) == "torch":
-            wy = 1.0 - wx
-            gd = g * torch.exp(torch_special.log_beta_density(wa, wb, wx, wy))
-            da = gd * torch_special.betainc_da_ratio(wa, wb, wx, wy)
-            db = gd * torch_special.betainc_db_ratio(wa, wb, wx, wy)
-            dx = gd
-        else:
-            da, db, dx = (torch.empty_like(wa) for _ in range(3))
-            _launch(_kernels().beta_grad_kernel, [wa, wb, wx, g, da, db, dx], wa.numel())
+        grads = ops.map_scalar(_betainc_grad, [wa, wb, wx], 3, wide=True)
         needs = ctx.needs_input_grad
         return tuple(
-            _reduce(d, t) if need else None
-            for d, t, need in zip((da, db, dx), (a, b, x), needs, strict=True)
+            _reduce(g * d, t) if need else None
+            for d, t, need in zip(grads, (a, b, x), needs, strict=True)
         )
 
 

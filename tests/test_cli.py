@@ -219,7 +219,7 @@ def test_check_detects_hand_edit(project, tmp_path):
     root = copy_project(project, tmp_path / "p")
     target = root / "out" / "gompertz.py"
     original = target.read_text()
-    edited = original.replace("def cdf_torch(", "def cdf_torch_edited_by_hand(", 1)
+    edited = original.replace("def cdf(", "def cdf_edited_by_hand(", 1)
     assert edited != original
     target.write_text(edited)
 

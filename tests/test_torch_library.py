@@ -20,9 +20,9 @@ def _family(cls) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _torch_backend(monkeypatch):
-    # torch.compile traces the ops' fake implementations; the real ones run the torch path here
-    monkeypatch.setenv("IRTGEN_BACKEND", "torch")
+def _numba_backend(monkeypatch):
+    # torch.compile traces the ops' fake implementations; the real ones run the numba kernels
+    monkeypatch.setenv("IRTGEN_BACKEND", "numba")
 
 
 ELEMENTWISE = [

@@ -83,7 +83,7 @@ def _cell(errs):
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     print(
-        "| family | points | f64 torch path | f64 Triton | f32 torch path | f32 Triton "
+        "| family | points | f64 numba | f64 Triton | f32 numba | f32 Triton "
         "| torch.distributions f32 | torch.distributions f64 |"
     )
     print("|---|---|---|---|---|---|---|---|")
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
         cells = []
         count = 0
         for dtype in (torch.float64, torch.float32):
-            for backend in ("torch", "triton"):
+            for backend in ("numba", "triton"):
                 os.environ["IRTGEN_BACKEND"] = backend
                 errs = [e[0] for e in relative_errors(case, dtype)]
                 count = len(errs)

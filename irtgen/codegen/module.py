@@ -1,9 +1,11 @@
-"""Render one generated module (torch formulas, Triton kernels, Distribution class) per family.
+"""Render one generated module (per-element formulas, Distribution class) per family.
 
 The derivation's expressions become *formula functions*: common subexpressions are shared
-(``sympy.cse``), each function is printed for torch and for Triton, and the jinja2 templates in
-``templates/`` arrange them into a module. Numeric CSE temporaries are inlined again: a float bound
-to a name inside a kernel would become float32 under the Triton interpreter.
+(``sympy.cse``), each function is printed once in the scalar source (irtgen.scalar), which numba
+compiles for the CPU and Triton for the GPU, and the jinja2 template in ``templates/`` arranges
+them into a module. The kernels that run them are not generated: they are written once in
+irtgen.compilers and specialised on these functions. Numeric CSE temporaries are inlined again: a
+float bound to a name inside a Triton function would become float32 under the interpreter.
 """
 
 from __future__ import annotations
@@ -61,44 +63,16 @@ def formula_function(
     outputs: list[tuple[str, sp.Basic]],
     backend: str,
     ref: str,
-    needs: bool = False,
 ) -> FormulaFunction:
-    """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``.
-
-    With ``needs`` the function takes a trailing ``needs`` argument, a flag per output (None:
-    all): an output not needed is returned as None, and a shared temporary is computed only when
-    an output that uses it is needed (a backward that wants dz/dθ alone never evaluates 1/q)."""
+    """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``
+    ("scalar": a per-element function of the one source; "torch": a torch expression of the
+    parameters)."""
     printer = Printer(backend, ref)
     kept, reduced = _cse([e for _, e in outputs])
     comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
-    if not needs:
-        lines = [f"{sym} = {printer.doprint(val)}" for sym, val in kept]
-        returns = [printer.output(e) for e in reduced]
-        return FormulaFunction(name, args, lines, returns, comments)
-    k = len(outputs)
-    flags = [f"_n{i}" for i in range(k)]
-    # the outputs each temporary feeds, directly or through later temporaries
-    users: dict[sp.Symbol, set[int]] = {}
-    for sym, _ in kept:
-        users[sym] = {i for i, e in enumerate(reduced) if sym in e.free_symbols}
-    for sym, val in reversed(kept):
-        for other in val.free_symbols:
-            if other in users:
-                users[other] |= users[sym]
-    lines = [
-        f"{', '.join(flags)}{',' if k == 1 else ''} = (True,) * {k} if needs is None else needs"
-    ]
-    for sym, val in kept:
-        text = printer.doprint(val)
-        if len(users[sym]) < k:
-            cond = " or ".join(flags[i] for i in sorted(users[sym]))
-            text = f"{text} if {cond} else None"
-        lines.append(f"{sym} = {text}")
-    returns = [
-        f"({printer.output(e)} if {flag} else None)" for e, flag in zip(reduced, flags, strict=True)
-    ]
-    comments.append("needs: which of these to compute (None: all); the others are returned as None")
-    return FormulaFunction(name, [*args, "needs=None"], lines, returns, comments)
+    lines = [f"{sym} = {printer.doprint(val)}" for sym, val in kept]
+    returns = [printer.output(e) for e in reduced]
+    return FormulaFunction(name, args, lines, returns, comments)
 
 
 def _support_condition(d: Derivation) -> sp.Basic:
@@ -116,81 +90,7 @@ def _support_condition(d: Derivation) -> sp.Basic:
     return sp.And(*conds, evaluate=False) if len(conds) > 1 else conds[0]
 
 
-def _formulas(d: Derivation, backend: str) -> dict[str, FormulaFunction]:
-    z = d.z.name
-    ps = d.param_names
-    zs = [z, *ps]
-    suffix = "torch" if backend == "torch" else "tl"
-
-    def fn(op, args, outputs, ref):
-        # the torch path's backward asks only for the derivatives it uses
-        needs = backend == "torch" and op.endswith("_grad")
-        return formula_function(f"{op}_{suffix}", args, outputs, backend, ref, needs)
-
-    out = {
-        "log_prob": fn("log_prob", zs, [("log q", d.log_pdf)], z),
-        "cdf": fn("cdf", zs, [("F", d.cdf)], z),
-        "sf": fn("sf", zs, [("S = 1 - F", d.sf)], z),
-        "pdf": fn("pdf", zs, [("q", d.pdf)], z),
-        "log_prob_grad": fn(
-            "log_prob_grad",
-            zs,
-            [(f"d log q/d{z}", d.dlog_pdf_dz)]
-            + [(f"d log q/d{p}", e) for p, e in zip(ps, d.dlog_pdf, strict=True)],
-            z,
-        ),
-        "cdf_grad": fn(
-            "cdf_grad",
-            zs,
-            [(f"dF/d{z} = q", d.pdf)] + [(f"dF/d{p}", e) for p, e in zip(ps, d.dcdf, strict=True)],
-            z,
-        ),
-        "implicit_grad": fn(
-            "implicit_grad",
-            zs,
-            [(f"d{z}/du = 1/q", d.inv_pdf)]
-            + [(f"d{z}/d{p}", e) for p, e in zip(ps, d.implicit, strict=True)],
-            z,
-        ),
-        "support": fn(
-            "support", ps, [("lower end", d.support_lo), ("upper end", d.support_hi)], ps[0]
-        ),
-        "in_support": fn("in_support", zs, [("inside", _support_condition(d))], z),
-    }
-    if d.icdf is not None:
-        out["icdf"] = fn("icdf", [d.u.name, *ps], [(f"{z} = F^-1({d.u.name})", d.icdf)], d.u.name)
-    return out
-
-
-def _sampler(d: Derivation, backend: str) -> FormulaFunction | None:
-    """``sample_torch(params..., generator)`` / ``sample_tl(params..., _seed, _offs)``: the spec's
-    sampler, each distinct variate call drawn once (stream k for the k-th call)."""
-    expr = d.spec.sampler
-    if expr is None:
-        return None
-    expr = sp.sympify(expr).xreplace(dict(zip(d.spec.params, d.params, strict=True)))
-    calls = sorted(expr.atoms(*VARIATES), key=sp.default_sort_key)
-    draws = [sp.Symbol(f"_r{k}") for k in range(len(calls))]
-    ps = d.param_names
-    if backend == "torch":
-        name, args = "sample_torch", [*ps, "generator"]
-    else:
-        name, args = "sample_tl", [*ps, "_seed", "_offs"]
-    printer = Printer(backend, ps[0])
-    lines = []
-    for k, (call, sym) in enumerate(zip(calls, draws, strict=True)):
-        impl = getattr(VARIATES[type(call)], backend)
-        # standard_normal's optional argument is a label, not an input
-        printed = [] if type(call).__name__ == "standard_normal" else call.args
-        printed = [printer.doprint(a) for a in printed]
-        lines.append(f"{sym} = " + impl.format(*printed, like=ps[0], stream=k))
-    body = expr.xreplace(dict(zip(calls, draws, strict=True)))
-    f = formula_function(name, args, [(f"{d.z.name} = {sp.sstr(expr)}", body)], backend, ps[0])
-    f.lines = lines + f.lines
-    return f
-
-
-def scalar_formulas(d: Derivation) -> dict[str, FormulaFunction]:
+def _formulas(d: Derivation) -> dict[str, FormulaFunction]:
     """The family's per-element formulas, in the scalar source. The conventions outside the
     support are part of them: log q = -inf, F = 0 below and 1 above, S the reverse; icdf maps 0
     and 1 to the ends of the support and anything outside [0, 1] to NaN."""
@@ -253,7 +153,7 @@ def scalar_formulas(d: Derivation) -> dict[str, FormulaFunction]:
     return out
 
 
-def scalar_sampler(d: Derivation) -> FormulaFunction:
+def _sampler(d: Derivation) -> FormulaFunction:
     """``sample(_seed, _offs, params...)``: the spec's sampler, each distinct variate call drawn
     once (stream k for the k-th call); without a sampler, icdf of a Philox uniform."""
     ps = d.param_names
@@ -332,11 +232,11 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
             else p.name
             for p in spec.params
         ),
-        "torch": _formulas(d, "torch"),
-        "triton": _formulas(d, "triton"),
+        "formulas": _formulas(d),
         "has_icdf": d.icdf is not None,
         "wide_gradients": _uses_special_functions(d),
-        "sampler": {"torch": _sampler(d, "torch"), "triton": _sampler(d, "triton")},
+        "sampler": _sampler(d),
+        "has_sampler": spec.sampler is not None,
         "sampler_text": sp.sstr(spec.sampler) if spec.sampler is not None else None,
         "has_bounds": d.support_lo != -sp.oo or d.support_hi != sp.oo,
         "support_src": support_src,
@@ -347,6 +247,11 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
         "extras": _extras(d),
     }
     env = template_environment()
+    context["imports"], context["import_math"] = [], False
+    body = env.get_template("module.py.j2").render(**context)
+    # import the scalar modules the formulas call, and no others
+    context["imports"] = [(m, alias) for m, alias in _SCALAR_IMPORTS if f"{alias}." in body]
+    context["import_math"] = "math." in body
     return env.get_template("module.py.j2").render(**context)
 
 
@@ -359,33 +264,6 @@ def _interval_kind(interval: sp.Interval) -> str:
     if interval.right_open and not interval.left_open:
         return "half_open_interval"
     return "interval"
-
-
-def render_scalar_module(d: Derivation, spec_label: str, command: str) -> str:
-    """Source of the family's per-element formulas in the scalar source (irtgen.scalar): the
-    functions that numba compiles for the CPU and Triton for the GPU inside the kernels of
-    irtgen.compilers."""
-    spec = d.spec
-    context = {
-        "name": spec.name,
-        "spec_label": spec_label,
-        "command": command,
-        "var": d.z.name,
-        "param_list": ", ".join(d.param_names),
-        "formulas": scalar_formulas(d),
-        "has_icdf": d.icdf is not None,
-        "sampler": scalar_sampler(d),
-        "cdf_text": sp.sstr(spec.cdf),
-        "support_text": sp.sstr(spec.support),
-    }
-    env = template_environment()
-    context["imports"] = []
-    body = env.get_template("scalar_module.py.j2").render(**context)
-    # import the scalar modules the formulas call, and no others
-    context["imports"] = [
-        (module, alias) for module, alias in _SCALAR_IMPORTS if f"{alias}." in body
-    ]
-    return env.get_template("scalar_module.py.j2").render(**context)
 
 
 _SCALAR_IMPORTS = [

@@ -1,4 +1,4 @@
-"""SymPy expression -> torch or Triton source.
+"""SymPy expression -> scalar source (irtgen.scalar, for numba and Triton) or torch source.
 
 Rules that both backends follow:
 
@@ -11,9 +11,13 @@ Rules that both backends follow:
 * Functions come from the table in ``irtgen.codegen.functions``; anything else raises
   ``UnsupportedFunctionError`` naming the function.
 
-Triton only: the printer never emits ``**`` (it does not run on tensors). Integer powers become
-multiplications (``x * x``) or ``tlm.powi(x, n)``, ±1/2 become sqrt/rsqrt, other constant
-exponents ``tl.exp(c * tl.log(x))`` and symbolic exponents ``tlm.pow(x, e)``.
+Scalar source only (the per-element formulas of generated modules, compiled by numba and by
+Triton): the printer never emits ``**`` (Triton has none). Integer powers become multiplications
+(``x * x``) or ``el.powi(x, n)``, ±1/2 become sqrt/rsqrt, other constant exponents
+``tl.exp(c * tl.log(x))`` and symbolic exponents ``el.pow(x, e)``; logical operators are
+``&``, ``|`` and ``not`` (``~`` of a bool is an integer in Python and numba). The torch source
+is what the parameter-only properties (mean, variance, entropy) are printed in: autograd
+differentiates them.
 """
 
 from __future__ import annotations
@@ -43,20 +47,18 @@ def float_literal(value: float) -> str:
 
 
 class Printer:
-    """Prints one expression at a time for one backend ("torch" or "triton").
+    """Prints one expression at a time for one backend ("scalar" or "torch").
 
     ``ref`` names a tensor argument whose dtype constants take when an expression (or both
     branches of a where) would otherwise be a bare Python number.
     """
 
     def __init__(self, backend: str, ref: str):
-        if backend not in ("torch", "triton", "scalar"):
+        if backend not in ("torch", "scalar"):
             raise ValueError(f"unknown backend {backend!r}")
         self.backend = backend
         self.ref = ref
         self.ns = "torch" if backend == "torch" else "tl"
-        # irtgen's elementary functions: Triton device functions, or the scalar source's
-        self.el = "el" if backend == "scalar" else "tlm"
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -79,7 +81,7 @@ class Printer:
 
     def _constant_tensor(self, literal: str) -> str:
         if self.backend == "torch":
-            return f"tm.full_like({self.ref}, {literal})"
+            return f"torch.full_like({self.ref}, {literal})"
         if literal.startswith("-"):
             return f"(tl.zeros_like({self.ref}) - {literal[1:]})"
         return f"(tl.zeros_like({self.ref}) + {literal})"
@@ -99,10 +101,10 @@ class Printer:
                 raise ValueError(f"complex or undefined constant {expr} in a formula")
             v = float(re)
         if math.isnan(v):
-            text = 'float("nan")' if self.backend != "torch" else "math.nan"
+            text = 'float("nan")' if self.backend == "scalar" else "math.nan"
             return text, _ATOM
         if math.isinf(v):
-            inf = 'float("inf")' if self.backend != "torch" else "math.inf"
+            inf = 'float("inf")' if self.backend == "scalar" else "math.inf"
             return (f"-{inf}", _UNARY) if v < 0 else (inf, _ATOM)
         lit = float_literal(v)
         return (lit, _UNARY) if lit.startswith("-") else (lit, _ATOM)
@@ -136,10 +138,9 @@ class Printer:
             return " & ".join(f"({self._print(a)[0]})" for a in expr.args), _AND
         if isinstance(expr, sp.Or):
             return " | ".join(f"({self._print(a)[0]})" for a in expr.args), _OR
-        if isinstance(expr, sp.Not) and self.backend == "scalar":
-            # ~ of a Python or numba bool is an integer
-            return f"(not ({self._print(expr.args[0])[0]}))", _ATOM
         if isinstance(expr, sp.Not):
+            if self.backend == "scalar":
+                return f"(not ({self._print(expr.args[0])[0]}))", _ATOM
             return f"~({self._print(expr.args[0])[0]})", _UNARY
         if type(expr) in BINARY_CHAINS:
             template = getattr(BINARY_CHAINS[type(expr)], self.backend)
@@ -166,9 +167,7 @@ class Printer:
                     "implementation in irtgen's function table"
                 )
             template = getattr(impl, self.backend)
-            if template.startswith(("ts.", "tls.")) or (
-                self.backend == "scalar" and impl.triton.startswith("tls.")
-            ):
+            if impl.tensor_args:
                 # irtgen's special functions take tensors: betaln(df/2, 1/2) gets a tensor 1/2
                 return template.format(*(self._tensor_arg(a) for a in expr.args)), _ATOM
             return self._call(template, list(expr.args))
@@ -255,7 +254,7 @@ class Printer:
             # b**e = exp(e log b) with log b folded
             log_b = sp.log(base)
             return self._call(f"{self.ns}.exp({{0}})", [sp.Mul(exp, log_b, evaluate=False)])
-        fn = "torch.pow({0}, {1})" if self.backend == "torch" else f"{self.el}.pow({{0}}, {{1}})"
+        fn = "torch.pow({0}, {1})" if self.backend == "torch" else "el.pow({0}, {1})"
         return self._call(fn, [base, exp])
 
     def _integer_power(self, base: sp.Expr, n: int) -> tuple[str, int]:
@@ -269,8 +268,8 @@ class Printer:
         if isinstance(base, sp.Symbol) and n <= 3:
             return " * ".join([b[0]] * n), _MUL
         if n == 2:
-            return f"{self.el}.square({b[0]})", _ATOM
-        return f"{self.el}.powi({b[0]}, {n})", _ATOM
+            return f"el.square({b[0]})", _ATOM
+        return f"el.powi({b[0]}, {n})", _ATOM
 
     def _print_piecewise(self, expr: sp.Piecewise) -> tuple[str, int]:
         pieces = list(expr.args)

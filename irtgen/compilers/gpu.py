@@ -106,14 +106,14 @@ def map_scalar(sf, inputs, n_out: int = 1):
 # -- compilation for a GPU target, and the resources a kernel uses ----------------------------
 
 
-def compile_kernel(kernel, signature: dict, constexprs: dict, arch: int = 90):
+def compile_kernel(kernel, signature: dict, constexprs: dict, arch: int = 90, **options):
     """``triton.compile`` of a jit kernel for ``sm_<arch>`` (needs no GPU; not under the
-    interpreter)."""
+    interpreter); ``options``: launch options such as ``num_warps``."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     src = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
-    return triton.compile(src, target=GPUTarget("cuda", arch, 32))
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options or None)
 
 
 def compile_scalar(sf, n_in: int, n_out: int = 1, dtype: str = "fp32", arch: int = 90):
@@ -341,4 +341,274 @@ def family_kernel_resources(module, n_params: int, dtype: str, wide: bool, arch:
             family_backward_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch
         )
         out[f"{name.replace('_grad', '')} backward"] = resource_usage(c)
+    return out
+
+
+# -- mixture kernels (irtgen.composite.mixture): written once, specialised on a family -------
+# K components of one family per batch column, each a product over D dimensions (D = 1: a
+# univariate mixture). Layouts: values (M, NB, D), cumulative weights and log-weights (NB, K),
+# parameters (NB, K, D), all contiguous.
+
+
+@triton.jit
+def mixture_sample_kernel(
+    cum_ptr,
+    p_ptrs,
+    out_ptr,
+    N,
+    NB,
+    K,
+    D,
+    seed_pick,
+    seed,
+    PICK: tl.constexpr,
+    SAMPLE: tl.constexpr,
+    WIDE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """Mixture draws: component k = #{j < K - 1 : u > cum_j} for u = PICK(seed_pick, draw index)
+    (float64), then dimension d of the draw from component k: SAMPLE(seed, draw index * D + d,
+    *params_kd), the element index the family's own sampler would use for a draw of shape
+    (N, D)."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    b = offs % NB
+    u = emap(PICK, offs * 0 + seed_pick, offs)
+    k = tl.zeros([BLOCK], dtype=tl.int64)
+    for i in range(K - 1):
+        c = tl.load(cum_ptr + b * K + i, mask=mask, other=1.0)
+        k += (u > c).to(tl.int64)
+    for d in range(D):
+        ps = _load_params(p_ptrs, (b * K + k) * D + d, mask, WIDE)
+        sub = offs * D + d
+        tl.store(out_ptr + sub, emap(SAMPLE, sub * 0 + seed, sub, *ps), mask=mask)
+
+
+@triton.jit
+def _load_component_row(p_ptrs, j, kmask):
+    """The parameters of the K components at flat indices ``j`` ([BLOCK_K]), as [1, BLOCK_K]."""
+    ps = ()
+    for i in tl.static_range(len(p_ptrs)):
+        ps = ps + (tl.load(p_ptrs[i] + j, mask=kmask, other=1.0)[None, :],)
+    return ps
+
+
+@triton.jit
+def mixture_backward_kernel(
+    z_ptr,
+    g_ptr,
+    logw_ptr,
+    p_ptrs,
+    dlogits_ptr,
+    dp_ptrs,
+    M,
+    NB,
+    K,
+    D,
+    M_PER_SPLIT,
+    LOG_PROB: tl.constexpr,
+    CDF: tl.constexpr,
+    SF: tl.constexpr,
+    LOG_PROB_GRAD: tl.constexpr,
+    IMPLICIT_GRAD: tl.constexpr,
+    INSIDE: tl.constexpr,
+    NEED_LOGITS: tl.constexpr,
+    NEEDS: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """The whole mixture backward for one batch column and a range of samples.
+
+    Distributional transform u_d = sum_k r_kd F_kd(z_d), r_kd = softmax_k(A_kd),
+    A_kd = log w_k + sum_(j<d) log q_kj(z_j). With E_kd = r_kd (F_kd - Fbar_d)/p_d,
+    rho_kd = r_kd q_kd/p_d and W_kd = sum_(d'>d) mu_d' E_kd', back substitution over
+    d = D-1, ..., 0 gives mu_d = g_d - sum_k s_kd W_kd (s = ∂log q/∂z) and
+
+        grad logit_k += -mu_d E_kd,
+        grad θ_kd    += mu_d rho_kd dz_kd/dθ - W_kd ∂log q_kd/∂θ.
+
+    A_kd comes from the total over d minus the later terms (float64, with a count of zero
+    densities); mixture sums run in float64. A term whose weight (mu rho or W) is 0 contributes
+    exactly 0, as in the family's own backward. Parameter gradients are accumulated per (k, d)
+    in this program's own slice of the (split, NB, K, D) partials (zeroed by the host): no
+    atomics.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    ks = tl.arange(0, BLOCK_K)
+    kmask = ks < K
+    logw = tl.load(logw_ptr + b * K + ks, mask=kmask, other=-float("inf")).to(tl.float64)
+    acc_logits = tl.zeros([BLOCK_K], dtype=tl.float64)
+    m0 = tl.program_id(1) * M_PER_SPLIT
+    m1 = tl.minimum(m0 + M_PER_SPLIT, M)
+    for start in range(m0, m1, BLOCK_M):
+        rows = (start + tl.arange(0, BLOCK_M)).to(tl.int64)
+        rmask = rows < m1
+        mask = rmask[:, None] & kmask[None, :]
+        # pass 1: sum_d log q_kd over the finite terms, and how many are zero densities
+        tot = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float64)
+        nzero = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.int32)
+        for d in range(D):
+            ps = _load_component_row(p_ptrs, (b * K + ks) * D + d, kmask)
+            z = tl.load(z_ptr + (rows * NB + b) * D + d, mask=rmask, other=1.0)[:, None]
+            lq = emap(LOG_PROB, z, *ps).to(tl.float64)
+            zero = lq == -float("inf")
+            tot += tl.where(zero, 0.0, lq)
+            nzero += zero.to(tl.int32)
+        # pass 2: d = D-1, ..., 0
+        W = tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float64)
+        for dd in range(D):
+            d = D - 1 - dd
+            ps = _load_component_row(p_ptrs, (b * K + ks) * D + d, kmask)
+            at = (rows * NB + b) * D + d
+            z = tl.load(z_ptr + at, mask=rmask, other=1.0)[:, None]
+            g = tl.load(g_ptr + at, mask=rmask, other=0.0).to(tl.float64)
+            inside = (emap(INSIDE, z, *ps) != 0) & mask
+            lq = tl.where(inside, emap(LOG_PROB, z, *ps).to(tl.float64), -float("inf"))
+            F = emap(CDF, z, *ps).to(tl.float64)
+            S = emap(SF, z, *ps).to(tl.float64)
+            zero = lq == -float("inf")
+            tot -= tl.where(zero, 0.0, lq)
+            nzero -= zero.to(tl.int32)
+            A = tl.where((nzero > 0) | ~mask, -float("inf"), tot + logw[None, :])
+            L = A + lq
+            amax = tl.max(A, axis=1)[:, None]
+            lse_a = amax + tl.log(tl.sum(tl.exp(A - amax), axis=1))[:, None]
+            lmax = tl.max(L, axis=1)[:, None]
+            lse_l = lmax + tl.log(tl.sum(tl.exp(L - lmax), axis=1))[:, None]
+            r = tl.where(mask, tl.exp(A - lse_a), 0.0)
+            rho = tl.where(inside, tl.exp(L - lse_l), 0.0)
+            r_over_p = tl.where(mask, tl.exp(A - lse_l), 0.0)
+            Fbar = tl.sum(r * F, axis=1)[:, None]
+            Sbar = tl.sum(r * S, axis=1)[:, None]
+            # F_kd - Fbar_d from the survival functions where Fbar_d > 1/2
+            E = r_over_p * tl.where(Fbar <= 0.5, F - Fbar, Sbar - S)
+            gl = emap(LOG_PROB_GRAD, z, *ps)
+            sW = tl.where(inside & (W != 0.0), gl[0].to(tl.float64) * W, 0.0)
+            mu = tl.where(rmask, g - tl.sum(sW, axis=1), 0.0)[:, None]
+            out = ((tl.program_id(1) * NB + b) * K + ks) * D + d
+            if len(p_ptrs) > 0:
+                gi = emap(IMPLICIT_GRAD, z, *ps)
+                weight = mu * rho
+                for i in tl.static_range(len(p_ptrs)):
+                    if NEEDS[i]:
+                        t = tl.where(weight != 0.0, weight * gi[i + 1].to(tl.float64), 0.0)
+                        t -= tl.where(W != 0.0, W * gl[i + 1].to(tl.float64), 0.0)
+                        t = tl.where(inside, t, 0.0)
+                        prev = tl.load(dp_ptrs[i] + out, mask=kmask, other=0.0)
+                        tl.store(dp_ptrs[i] + out, prev + tl.sum(t, axis=0), mask=kmask)
+            W += mu * E
+            if NEED_LOGITS:
+                acc_logits += tl.sum(-mu * E, axis=0)
+    if NEED_LOGITS:
+        tl.store(dlogits_ptr + (tl.program_id(1) * NB + b) * K + ks, acc_logits, mask=kmask)
+
+
+def run_mixture_sample(pick_sf, sample_sf, cum, params, N: int, NB, K, D, seeds, dtype, wide):
+    """Mixture draws (N, D) in ``dtype``: ``cum`` float64 (NB, K) cumulative weights, ``params``
+    each (NB, K, D) contiguous; ``seeds`` = (seed of the pick, seed of the draws)."""
+    import torch
+
+    out = torch.empty((N, D), dtype=dtype, device=cum.device)
+    if N:
+        block = _block(N)
+        mixture_sample_kernel[(triton.cdiv(N, block),)](
+            cum, tuple(params), out, N, NB, K, D, seeds[0], seeds[1],
+            PICK=pick_sf.triton(), SAMPLE=sample_sf.triton(), WIDE=wide, BLOCK=block,
+        )  # fmt: skip
+    return out
+
+
+# tile elements (BLOCK_M x BLOCK_K) of one program of the mixture backward; the compiled budget
+# keeps every tile variable in registers (tools/kernel_resources.py --mixture)
+MIXTURE_TILE = 256
+MIXTURE_TILE_INTERPRETED = 1 << 14  # the interpreter pays per program, not per element
+
+
+def mixture_backward_fits(K: int) -> bool:
+    """Whether ``mixture_backward_kernel`` takes K components in one tile."""
+    tile = MIXTURE_TILE_INTERPRETED if interpreting() else MIXTURE_TILE
+    return triton.next_power_of_2(K) <= tile
+
+
+_MIXTURE_FORMULAS = {
+    "LOG_PROB": "log_prob",
+    "CDF": "cdf",
+    "SF": "sf",
+    "LOG_PROB_GRAD": "log_prob_grad",
+    "IMPLICIT_GRAD": "implicit_grad",
+    "INSIDE": "in_support",
+}
+
+
+def _mixture_formulas(fns) -> dict:
+    """The backward kernel's constexpr scalar functions from an object with the family's
+    formulas as attributes (a generated module) or a callable ``fns(name)``."""
+    get = fns if callable(fns) else lambda name: getattr(fns, name)
+    return {key: get(name).triton() for key, name in _MIXTURE_FORMULAS.items()}
+
+
+def run_mixture_backward(fns, z, g, logw, params, M, NB, K, D, needs):
+    """(grad logits (NB, K) float64 or None, [grad param (NB, K, D) float64 or None]) of
+    Σ g z, z held by the mixture's implicit map. ``fns``: the family's formulas (a generated
+    module, or ``Family.fn``); ``z``, ``g``: (M, NB, D);
+    ``logw``: float64 (NB, K) log weights; ``params``: each (NB, K, D); all contiguous."""
+    import torch
+
+    tile = MIXTURE_TILE_INTERPRETED if interpreting() else MIXTURE_TILE
+    block_k = triton.next_power_of_2(K)
+    block_m = max(1, min(triton.next_power_of_2(max(M, 1)), tile // block_k))
+    programs = (
+        2
+        if interpreting()
+        else 4 * torch.cuda.get_device_properties(z.device).multi_processor_count
+    )
+    splits = max(1, min(programs // NB, triton.cdiv(max(M, 1), block_m)))
+    m_per_split = triton.cdiv(triton.cdiv(max(M, 1), splits), block_m) * block_m
+    splits = max(1, triton.cdiv(max(M, 1), m_per_split))
+    need_logits, need_params = bool(needs[0]), tuple(bool(n) for n in needs[1:])
+    f64, dev = torch.float64, z.device
+    g_logits = torch.zeros((splits, NB, K), dtype=f64, device=dev)
+    g_params = tuple(
+        torch.zeros((splits, NB, K, D), dtype=f64, device=dev) if need else g_logits
+        for need in need_params
+    )
+    if M > 0:
+        mixture_backward_kernel[(NB, splits)](
+            z, g, logw, tuple(params), g_logits, g_params, M, NB, K, D, m_per_split,
+            **_mixture_formulas(fns), NEED_LOGITS=need_logits, NEEDS=need_params,
+            BLOCK_M=block_m, BLOCK_K=block_k,
+        )  # fmt: skip
+    out_logits = g_logits.sum(dim=0) if need_logits else None
+    out_params = [
+        p.sum(dim=0) if need else None for p, need in zip(g_params, need_params, strict=True)
+    ]
+    return out_logits, out_params
+
+
+def mixture_kernel_resources(
+    module, n_params: int, dtype: str, wide: bool, K: int = 8, arch: int = 90
+):
+    """{kernel: {'registers', 'stack'}} of the mixture kernels specialised on a scalar-formula
+    module, compiled for sm_<arch>, the backward with the tile run_mixture_backward takes for K
+    components."""
+    from irtgen.scalar import random as rnd
+
+    ptr = "*" + dtype
+    ps = (ptr,) * n_params
+    out = {}
+    sig = {"cum_ptr": "*fp64", "p_ptrs": ps, "out_ptr": ptr, "N": "i64", "NB": "i64"}
+    sig.update({"K": "i64", "D": "i64", "seed_pick": "i64", "seed": "i64"})
+    cx = {"PICK": rnd.uniform.triton(), "SAMPLE": module.sample.triton(), "WIDE": wide}
+    cx["BLOCK"] = 512
+    c = compile_kernel(mixture_sample_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch)
+    out["mixture sample"] = resource_usage(c)
+    sig = {"z_ptr": ptr, "g_ptr": ptr, "logw_ptr": "*fp64", "p_ptrs": ps}
+    sig.update({"dlogits_ptr": "*fp64", "dp_ptrs": ("*fp64",) * n_params})
+    sig.update(dict.fromkeys(("M", "NB", "K", "D", "M_PER_SPLIT"), "i64"))
+    cx = _mixture_formulas(module)
+    block_k = triton.next_power_of_2(K)
+    cx.update({"NEED_LOGITS": True, "NEEDS": (True,) * n_params})
+    cx.update({"BLOCK_M": max(1, MIXTURE_TILE // block_k), "BLOCK_K": block_k})
+    c = compile_kernel(mixture_backward_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch)
+    out["mixture backward"] = resource_usage(c)
     return out

@@ -1,7 +1,8 @@
-"""Which backend runs an op: Triton kernels for CUDA tensors, generated torch code otherwise.
+"""Which compiler's kernels run an op: numba's on CPU tensors, Triton's on CUDA tensors.
 
-``IRTGEN_BACKEND=triton`` or ``=torch`` forces one; it is read at every call. Triton kernels on CPU
-tensors need ``TRITON_INTERPRET=1`` (set before the first kernel launch).
+``IRTGEN_BACKEND=numba`` or ``=triton`` forces one; it is read at every call. Triton kernels on
+CPU tensors need ``TRITON_INTERPRET=1`` (set before the first kernel launch). Both run the same
+scalar source (irtgen.scalar).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 
 import torch
 
-BACKENDS = ("torch", "triton")
+BACKENDS = ("numba", "triton")
 
 
 def interpreting() -> bool:
@@ -18,12 +19,14 @@ def interpreting() -> bool:
 
 
 def select_backend(device: torch.device) -> str:
-    """ "triton" or "torch" for tensors on ``device``, honouring IRTGEN_BACKEND."""
+    """ "triton" or "numba" for tensors on ``device``, honouring IRTGEN_BACKEND."""
     forced = os.environ.get("IRTGEN_BACKEND", "").strip().lower()
     if forced in ("", "auto"):
-        return "triton" if device.type == "cuda" else "torch"
-    if forced == "torch":
-        return "torch"
+        return "triton" if device.type == "cuda" else "numba"
+    if forced == "numba":
+        if device.type != "cpu":
+            raise RuntimeError("IRTGEN_BACKEND=numba runs on CPU tensors only")
+        return "numba"
     if forced == "triton":
         if device.type != "cuda" and not interpreting():
             raise RuntimeError(
@@ -31,4 +34,4 @@ def select_backend(device: torch.device) -> str:
                 "(Triton's interpreter); set it before the first kernel launch"
             )
         return "triton"
-    raise ValueError(f"IRTGEN_BACKEND must be 'torch', 'triton' or unset, got {forced!r}")
+    raise ValueError(f"IRTGEN_BACKEND must be 'numba', 'triton' or unset, got {forced!r}")

@@ -100,7 +100,7 @@ class GeneratedDistribution(Distribution):
                     f"Value is not broadcastable with batch_shape+event_shape: {actual} vs "
                     f"{expected}."
                 )
-        inside = self.family.torch_fn("in_support")(value, *self._params)
+        inside = self.family.evaluate("in_support", value, *self._params)
         if not torch._is_all_true(torch.as_tensor(inside)):
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) "

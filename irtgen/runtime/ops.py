@@ -1,7 +1,7 @@
 """Differentiable ops of a generated family: sample/rsample, reparameterize, log_prob, cdf, icdf.
 
-Every op runs the family's torch formulas or its Triton kernels (``backend.select_backend``) and
-has a backward computed from the *derived* derivatives, on both backends:
+Every op runs the family's scalar formulas in numba's kernels (CPU) or Triton's (CUDA), chosen by
+``backend.select_backend``, and has a backward computed from the *derived* derivatives:
 
 =================  ===============================================================================
 op                 backward
@@ -19,6 +19,8 @@ batch shape; autograd's expand backward takes them on to each parameter's own sh
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -26,77 +28,109 @@ from irtgen.runtime import launch, rng
 from irtgen.runtime.backend import select_backend
 from irtgen.runtime.family import Family
 
+# -- the kernels: numba on the CPU, Triton on CUDA (or in the interpreter) ----------------------
+
+
+def _cpu():
+    from irtgen.compilers import cpu
+
+    cpu.set_threads(torch.get_num_threads())
+    return cpu
+
+
+def _gpu():
+    from irtgen.compilers import gpu
+
+    return gpu
+
+
+def _numpy(t: torch.Tensor):
+    """A float64 numpy view (or copy) of a CPU tensor: every CPU kernel computes in float64."""
+    return t.detach().to(torch.float64).contiguous().numpy()
+
+
+def _param_rows(params) -> "np.ndarray":  # noqa: F821 - numpy is imported by the CPU path
+    """(NB, NP) float64: row j holds the parameters of batch column j."""
+    return _numpy(torch.stack([p.reshape(-1) for p in params], dim=1))
+
+
+def evaluate(family: Family, op: str, tensors):
+    """Formula ``op`` of ``family`` at broadcast tensors; a tensor or a tuple of tensors."""
+    out = map_scalar(family.fn(op), tensors, family.n_out(op), family.wide(op))
+    if op == "in_support":
+        return out.to(torch.bool)
+    return out
+
+
+def map_scalar(sf, tensors, n_out: int = 1, wide: bool = False):
+    """Scalar function ``sf`` elementwise over broadcast tensors by the current backend: numba
+    on the CPU (float64), Triton on CUDA (float64 when ``wide``, else the inputs' dtype). Returns
+    a tensor, or a tuple of ``n_out`` tensors, of the inputs' promoted dtype."""
+    tensors = [torch.as_tensor(t) for t in tensors]
+    work, result = launch.compute_dtype(*tensors)
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    device = tensors[0].device
+    if select_backend(device) == "numba":
+        flat = [_numpy(t.expand(shape).reshape(-1)) for t in tensors]
+        import numpy as np
+
+        x = flat[0]
+        P = np.stack(flat[1:], axis=1) if len(flat) > 1 else np.zeros((x.size, 0))
+        if x.size == 0:
+            out = np.empty((n_out, 0)) if n_out > 1 else np.empty(0)
+        elif P.shape[1] == 0 and n_out > 1:  # a function of one argument with several outputs
+            out = _cpu().run_params(sf, x[:, None], n_out)
+        else:
+            out = _cpu().run_map(sf, x, P, n_out)
+        outs = [torch.from_numpy(np.ascontiguousarray(o)) for o in (out if n_out > 1 else [out])]
+    else:
+        work = torch.float64 if wide else work
+        flat = [t.to(work).expand(shape).contiguous().reshape(-1) for t in tensors]
+        out = _gpu().map_scalar(sf, flat, n_out)
+        outs = list(out) if n_out > 1 else [out]
+    outs = [o.to(device=device, dtype=result).reshape(shape) for o in outs]
+    return outs[0] if n_out == 1 else tuple(outs)
+
+
 # -- forward ---------------------------------------------------------------------------------
 
 
-def _prepare(value: torch.Tensor, params, batch_shape, wide: bool = False):
+def _prepare(value: torch.Tensor, params, batch_shape):
     work, result = launch.compute_dtype(value, *params)
-    if wide:
-        work = torch.float64
     value = value.to(work)
     params = [p.to(work) for p in params]
     return value, params, result
 
 
-def _mask_torch(family: Family, op: str, x, out, params):
-    """Apply the support conventions of ``op`` to raw formula output (torch path)."""
-    if not family.has_bounds and op != "icdf":
-        return out
-    lo, hi = family.torch_fn("support")(*params)
-    if op == "log_prob":
-        inside = family.torch_fn("in_support")(x, *params)
-        return torch.where(inside, out, torch.full_like(out, -float("inf")))
-    if op == "cdf":
-        out = torch.where(x < lo, torch.zeros_like(out), out)
-        return torch.where(x > hi, torch.ones_like(out), out)
-    if op == "sf":
-        out = torch.where(x < lo, torch.ones_like(out), out)
-        return torch.where(x > hi, torch.zeros_like(out), out)
-    # icdf: the ends of [0, 1] map to the ends of the support; outside is NaN
-    out = torch.where(
-        x <= 0, torch.broadcast_to(torch.as_tensor(lo, dtype=out.dtype), out.shape), out
-    )
-    out = torch.where(
-        x >= 1, torch.broadcast_to(torch.as_tensor(hi, dtype=out.dtype), out.shape), out
-    )
-    return torch.where((x < 0) | (x > 1), torch.full_like(out, float("nan")), out)
-
-
 def forward_map(family: Family, op: str, value: torch.Tensor, params, batch_shape) -> torch.Tensor:
-    """Elementwise op (log_prob, cdf, sf, icdf) at ``value`` broadcast against the batch shape."""
+    """Elementwise op (log_prob, cdf, sf, icdf) at ``value`` broadcast against the batch shape;
+    the support conventions are part of the formulas."""
     value, params, result_dtype = _prepare(value, params, batch_shape)
-    out_shape, _ = launch.out_shapes(value.shape, batch_shape)
-    if select_backend(value.device) == "torch":
-        raw = family.torch_fn(op)(value, *params)
-        out = torch.broadcast_to(raw, out_shape)
-        out = _mask_torch(family, op, value, out, params)
+    flat = launch.flatten(value, params, batch_shape)
+    if select_backend(value.device) == "numba":
+        P = _param_rows(flat.params)
+        out = torch.from_numpy(_cpu().run_map(family.fn(op), _numpy(flat.value), P))
     else:
-        flat = launch.flatten(value, params, batch_shape)
-        out = torch.empty_like(flat.value)
-        launch.launch_map(family.kernel(op), [flat.value, *flat.params], out, out.numel(), flat.NB)
-        out = out.reshape(out_shape)
-    return out.to(result_dtype)
+        out = _gpu().run_family_map(family.fn(op), flat.value, flat.params, family.wide(op))
+    return out.reshape(flat.out_shape).to(result_dtype)
 
 
 def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None) -> torch.Tensor:
-    """Samples of ``shape`` = sample_shape + batch_shape (no gradient)."""
-    dummy = params[0]
+    """Samples of ``shape`` = sample_shape + batch_shape (no gradient): element i of the flat
+    draw is the family's sampler keyed by (Philox seed from the torch generator, i), the same
+    numbers on every backend."""
+    device = params[0].device
     work, result = launch.compute_dtype(*params)
-    params = [p.to(work) for p in params]
-    if select_backend(dummy.device) == "torch":
-        if family.has_sampler:
-            z = family.torch_fn("sample")(*(p.expand(shape) for p in params), generator)
-        else:
-            u = rng.uniform(shape, work, dummy.device, generator)
-            z = family.torch_fn("icdf")(u, *params)
-        z = torch.broadcast_to(z, shape).clone()
+    flat_params = [p.to(work).expand(batch_shape).contiguous().reshape(-1) for p in params]
+    n = math.prod(shape)
+    seed = rng.philox_seed(device, generator)
+    if select_backend(device) == "numba":
+        z = torch.from_numpy(_cpu().run_sample(family.fn("sample"), _param_rows(flat_params), n, seed))
     else:
-        flat_params = [p.expand(batch_shape).contiguous().reshape(-1) for p in params]
-        nb = max(flat_params[0].numel(), 1)
-        z = torch.empty(shape, dtype=work, device=dummy.device)
-        seed = rng.philox_seed(dummy.device, generator)
-        launch.launch_map(family.kernel("sample"), flat_params, z, z.numel(), nb, seed)
-    return z.to(result)
+        z = _gpu().run_family_sample(
+            family.fn("sample"), flat_params, n, seed, work, family.wide("sample")
+        )
+    return z.reshape(shape).to(result)
 
 
 # -- backward --------------------------------------------------------------------------------
@@ -106,48 +140,36 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
     """Gradients of sum(grad * op(value)) w.r.t. value and params, via the derived derivatives.
 
     ``op`` names the derivative formulas: "implicit" (1/q, dz/dθ), "log_prob" (∂log q/∂x,
-    ∂log q/∂θ) or "cdf" (q, ∂F/∂θ). ``needs`` = (value?, param_1?, ...).
+    ∂log q/∂θ) or "cdf" (q, ∂F/∂θ). ``needs`` = (value?, param_1?, ...). One fused kernel
+    computes every needed gradient and reduces over the sample dimensions; an element where
+    grad is 0 contributes exactly 0.
     """
     need_value, need_params = needs[0], list(needs[1:])
     orig_value_shape = value.shape
     param_shapes = [p.shape for p in params]
-    # families with special functions evaluate their derivative formulas in float64: products
-    # such as z^2 * ratio (InverseGamma) overflow float32 where the result does not
-    value, params, result_dtype = _prepare(value, params, batch_shape, family.wide_gradients)
+    value, params, result_dtype = _prepare(value, params, batch_shape)
     grad = grad.to(value.dtype)
     out_shape, param_shape = launch.out_shapes(value.shape, batch_shape)
     grad = torch.broadcast_to(grad, out_shape)
-
-    if select_backend(value.device) == "torch":
-        derivs = family.torch_fn(f"{op}_grad")(value, *params, needs=(need_value, *need_params))
-        inside = family.torch_fn("in_support")(value, *params) if family.has_bounds else None
-
-        def weighted(d):
-            w = grad * d
-            return torch.where(inside, w, torch.zeros_like(w)) if inside is not None else w
-
-        gvalue = weighted(derivs[0]) if need_value else None
-        gparams = [
-            launch.reduce_to(torch.broadcast_to(weighted(d), out_shape), param_shape)
-            if need
-            else None
-            for d, need in zip(derivs[1:], need_params, strict=True)
-        ]
-    else:
-        flat = launch.flatten(value, params, batch_shape)
-        g = grad.contiguous().reshape(-1)
-        gvalue, gparams = launch.launch_backward(
-            family.kernel(f"{op}_backward"), flat, g, need_value, need_params
+    flat = launch.flatten(value, params, batch_shape)
+    g = grad.contiguous().reshape(-1)
+    grad_fn, inside_fn = family.fn(f"{op}_grad"), family.fn("in_support")
+    if select_backend(value.device) == "numba":
+        gv, gp = _cpu().run_backward(
+            grad_fn, inside_fn, _numpy(flat.value), _numpy(g), _param_rows(flat.params), need_value
         )
-        if gvalue is not None:
-            gvalue = gvalue.reshape(out_shape)
-        gparams = [gp.reshape(param_shape) if gp is not None else None for gp in gparams]
-
+        gvalue = torch.from_numpy(gv) if gv is not None else None
+        gparams = [torch.from_numpy(gp[k]) if n else None for k, n in enumerate(need_params)]
+    else:
+        gvalue, gparams = _gpu().run_family_backward(
+            grad_fn, inside_fn, flat.value, g, flat.params, needs, family.wide(op)
+        )
     if gvalue is not None:
-        gvalue = launch.reduce_to(torch.broadcast_to(gvalue, out_shape), orig_value_shape)
-        gvalue = gvalue.to(result_dtype)
+        gvalue = launch.reduce_to(gvalue.reshape(out_shape), orig_value_shape).to(result_dtype)
     gparams = [
-        launch.reduce_to(gp, shape).to(result_dtype) if gp is not None else None
+        launch.reduce_to(gp.reshape(param_shape), shape).to(result_dtype)
+        if gp is not None
+        else None
         for gp, shape in zip(gparams, param_shapes, strict=True)
     ]
     return gvalue, gparams
