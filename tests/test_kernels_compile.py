@@ -1,92 +1,55 @@
-"""Every generated Triton kernel compiles to PTX for sm_90 (float32 and float64) on this CPU-only
-machine. Runs in a subprocess: compiling needs Triton without the interpreter, which the rest of
-the suite uses."""
+"""Every family kernel, specialised on every built-in family's formulas and on user families,
+compiles for sm_90 in float32 and float64 on this CPU-only machine, within the register and
+stack targets (tools/kernel_resources.py). Runs in a subprocess: compiling needs Triton without
+the interpreter, which the rest of the suite uses."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from tests.families.test_user_families import SPEC
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SCRIPT = textwrap.dedent(
     """
-    import importlib, json, sys
-    import irtgen
-    from irtgen.runtime.lazy_triton import compile_for_gpu, kernel_names
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from tools.kernel_resources import families, rows
 
-    modules = [importlib.import_module("irtgen.generated." + n) for n in sys.argv[2:]]
-    user = irtgen.load(sys.argv[1])
-    modules += [sys.modules[getattr(user, n).__module__] for n in ("Pareto", "TwoSidedExponential")]
-    report = {}
-    for m in modules:
-        sizes = compile_for_gpu(m, arch=90)
-        assert len(sizes) == 2 * len(kernel_names(m)) == 20, (m.__name__, sizes)
-        report[m.__name__] = min(sizes.values())
-    print(json.dumps(report))
+    fams = families() + families(spec=sys.argv[2])
+    print(json.dumps([list(r) for r in rows(fams)]))
     """
 )
 
-BUILTINS = [
-    "normal",
-    "laplace",
-    "logistic",
-    "gumbel",
-    "weibull",
-    "exponential",
-    "cauchy",
-    "kumaraswamy",
-]
-
 
 @pytest.mark.slow
-def test_every_kernel_compiles_for_sm90(tmp_path):
+def test_every_kernel_compiles_for_sm90_within_targets(tmp_path):
     spec = tmp_path / "user.py"
     spec.write_text(SPEC)
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "IRTGEN_BACKEND")}
     env["IRTGEN_CACHE_DIR"] = str(tmp_path / "cache")
     env["TRITON_CACHE_DIR"] = str(tmp_path / "triton")
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(spec), *BUILTINS],
+        [sys.executable, "-c", SCRIPT, str(ROOT), str(spec)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = proc.stdout.strip().splitlines()[-1]
-    for name in BUILTINS:
-        assert f"irtgen.generated.{name}" in report
-
-
-MIXTURE_SCRIPT = textwrap.dedent(
-    """
-    import importlib, json
-    from irtgen.runtime.lazy_triton import compile_for_gpu
-
-    report = {}
-    for name in ("gamma", "beta"):
-        m = importlib.import_module("irtgen.generated." + name)
-        sizes = compile_for_gpu(m, arch=90, dtypes=("fp32",), only=("mixture_sample_kernel", "mixture_backward_kernel"))
-        assert len(sizes) == 2, sizes
-        report[name] = min(sizes.values())
-    print(json.dumps(report))
-    """
-)
-
-
-def test_special_family_mixture_kernels_compile_for_sm90(tmp_path):
-    # the fused mixture kernels inline a special-function family's device functions (incomplete
-    # gamma/beta ratios, their loops): they must compile too
-    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "IRTGEN_BACKEND")}
-    env["TRITON_CACHE_DIR"] = str(tmp_path / "triton")
-    proc = subprocess.run(
-        [sys.executable, "-c", MIXTURE_SCRIPT], capture_output=True, text=True, env=env, timeout=900
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = proc.stdout.strip().splitlines()[-1]
-    assert '"gamma"' in report and '"beta"' in report
+    table = json.loads(proc.stdout.strip().splitlines()[-1])
+    names = {row[0] for row in table}
+    assert {"Normal", "Gamma", "Beta", "StudentT", "Pareto", "TwoSidedExponential"} <= names
+    assert len(names) == 17
+    kernels = {(row[0], row[1], row[2]) for row in table}
+    assert len(kernels) == 17 * 8 * 2  # 4 maps, sample, 3 backwards; fp32 and fp64
+    over = [row for row in table if not row[5]]
+    assert not over, f"kernels over the register or stack target: {over}"
