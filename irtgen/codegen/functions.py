@@ -47,7 +47,9 @@ FUNCTIONS: dict[type, Impl] = {
     log1mexp: Impl(
         "torch.where({0} > -0.6931471805599453, torch.log(-torch.expm1({0})), "
         "torch.log1p(-torch.exp({0})))",
-        "el.log1mexp({0})", log1mexp._mp),
+        "el.log1mexp({0})",
+        log1mexp._mp,
+    ),
     softplus: Impl("torch.nn.functional.softplus({0})", "el.softplus({0})", softplus._mp),
     sigmoid: Impl("torch.sigmoid({0})", "el.sigmoid({0})", sigmoid._mp),
     log_ratio: Impl("torch.log({0} / {1})", "el.log_ratio({0}, {1})", log_ratio._mp),
@@ -66,7 +68,7 @@ FUNCTIONS: dict[type, Impl] = {
     sp.erf: Impl("torch.erf({0})", "tl.math.erf({0})", mpmath.erf),
     sp.erfc: Impl("torch.special.erfc({0})", "el.erfc({0})", mpmath.erfc),
     sp.erfinv: Impl("torch.erfinv({0})", "el.erfinv({0})", mpmath.erfinv),
-        ndtr: Impl("torch.special.ndtr({0})", "el.ndtr({0})", ndtr._mp),
+    ndtr: Impl("torch.special.ndtr({0})", "el.ndtr({0})", ndtr._mp),
     ndtri: Impl("torch.special.ndtri({0})", "el.ndtri({0})", ndtri._mp),
     F.log_ndtr: _special("st", "log_ndtr", 1, F.log_ndtr, "torch.special.log_ndtr({0})"),
     sp.Abs: Impl("torch.abs({0})", "tl.abs({0})"),
@@ -84,7 +86,11 @@ FUNCTIONS: dict[type, Impl] = {
     F.gammaincc: _special("ga", "gammaincc", 2, F.gammaincc),
     F.gammainc_da_ratio: _special("ga", "gammainc_da_ratio", 2, F.gammainc_da_ratio),
     F.betaln: _special(
-        "be", "betaln", 2, F.betaln, "(torch.lgamma({0}) + torch.lgamma({1}) - torch.lgamma({0} + {1}))"
+        "be",
+        "betaln",
+        2,
+        F.betaln,
+        "(torch.lgamma({0}) + torch.lgamma({1}) - torch.lgamma({0} + {1}))",
     ),
     F.log_beta_density: _special("be", "log_beta_density", 4, F.log_beta_density),
     F.betainc: _special("be", "betainc", 4, F.betainc),

@@ -92,7 +92,11 @@ def _rebuilt(sf: ScalarFunction, compiler: str):
     fn = sf.fn
     spec = sf if sf.tag else None
     new = types.FunctionType(
-        fn.__code__, _bound_globals(fn, compiler, spec), fn.__name__, fn.__defaults__, fn.__closure__
+        fn.__code__,
+        _bound_globals(fn, compiler, spec),
+        fn.__name__,
+        fn.__defaults__,
+        fn.__closure__,
     )
     new.__qualname__ = fn.__qualname__ if spec is None else f"{fn.__qualname__}__{safe(sf.tag)}"
     new.__module__ = fn.__module__

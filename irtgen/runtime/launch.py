@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 @dataclass
 class Flat:
     """A value and its parameters, flattened for kernels."""

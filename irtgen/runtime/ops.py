@@ -49,8 +49,8 @@ def _numpy(t: torch.Tensor):
     return t.detach().to(torch.float64).contiguous().numpy()
 
 
-def _param_rows(params) -> "np.ndarray":  # noqa: F821 - numpy is imported by the CPU path
-    """(NB, NP) float64: row j holds the parameters of batch column j."""
+def _param_rows(params):
+    """(NB, NP) float64 numpy array: row j holds the parameters of batch column j."""
     return _numpy(torch.stack([p.reshape(-1) for p in params], dim=1))
 
 
@@ -125,7 +125,9 @@ def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None)
     n = math.prod(shape)
     seed = rng.philox_seed(device, generator)
     if select_backend(device) == "numba":
-        z = torch.from_numpy(_cpu().run_sample(family.fn("sample"), _param_rows(flat_params), n, seed))
+        z = torch.from_numpy(
+            _cpu().run_sample(family.fn("sample"), _param_rows(flat_params), n, seed)
+        )
     else:
         z = _gpu().run_family_sample(
             family.fn("sample"), flat_params, n, seed, work, family.wide("sample")
