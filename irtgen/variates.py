@@ -8,8 +8,8 @@ call is one independent draw per sample; two identical calls are the same draw (
 them as one expression), so write ``standard_normal(0)`` and ``standard_normal(1)`` for two
 independent normals (the optional argument of ``standard_normal`` is only a label).
 
-The generated code calls ``irtgen.runtime.torch_variates`` (torch path) and
-``irtgen.runtime.triton_variates`` (kernels); ``irtgen.codegen.functions.VARIATES`` maps them.
+The generated sample formulas call the scalar variates of ``irtgen.scalar.random`` (one source
+for numba's and Triton's kernels); ``irtgen.codegen.functions.VARIATES`` maps them.
 """
 
 from __future__ import annotations

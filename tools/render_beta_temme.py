@@ -1,21 +1,110 @@
-"""Render the unrolled Temme sums of irtgen/runtime/triton_beta.py from torch_beta's tables.
+"""Compute the Maclaurin tables of Temme's expansion of the incomplete beta function and render
+the two unrolled sums of irtgen/scalar/beta.py from them.
 
-    python tools/render_beta_temme.py   # prints the two functions _temme_g and _temme_l
+    python tools/render_beta_temme.py   # prints the two scalar functions _temme_g and _temme_l
 
-The Triton interpreter cannot loop over a table of float constants (they would round to
-float32), so triton_beta carries the sums written out with inline literals; this script writes
-them, and tests/special/test_beta_functions.py checks that the module holds its output.
+With x = mu + mu (1 - mu) V(xi) solving mu log(x/mu) + (1-mu) log((1-x)/(1-mu)) =
+-mu (1 - mu) xi^2/2 (DLMF 8.18), the expansion needs the Maclaurin coefficients in xi of
+h(xi) = xi/V(xi) and l(xi) = h(xi) log(1 + (1 - mu) V(xi)). V follows exactly from the ODE
+V V' = xi (1 + nu V - mu (1 - mu) V^2), nu = 1 - 2 mu, V ~ xi; the coefficient of xi^n is a
+polynomial in nu (mu (1 - mu) = (1 - nu^2)/4), computed here in exact rational arithmetic and
+rounded to double. The terms of the expansion are G_k[j] = m_kj h_(j+1+2k) and
+L_k[j] = m_kj l_(j+1+2k) with m_kj = prod_(i<k) (j + 2 + 2i), which is what repeated
+integration by parts, F_(k+1) = d/dxi ((F_k - F_k(0))/xi), does to a power series. Terms kept
+(TEMME_G_TERMS, TEMME_L_TERMS): each omitted one is below 1e-17 of the result for
+ab/(a+b) >= 2000, |xi| <= 0.1 and every mu.
+
+A scalar function cannot loop over a table of float constants (Triton would round a float
+global to float32), so the sums are written out with inline literals; this script writes them
+in well under a second, and tests/scalar/test_beta.py checks that irtgen/scalar/beta.py holds
+its output.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from fractions import Fraction
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Terms kept, per k: G_k[j] for j < TEMME_G_TERMS[k], L_k[j] for j < TEMME_L_TERMS[k] (L_0 is
+# evaluated in closed form).
+TEMME_G_TERMS = (10, 8, 6, 3)
+TEMME_L_TERMS = (0, 9, 7, 4, 1)
 
 
-from irtgen.runtime import torch_beta as tb  # noqa: E402
+def _add(p, q):
+    r = [Fraction(0)] * max(len(p), len(q))
+    for i, c in enumerate(p):
+        r[i] += c
+    for i, c in enumerate(q):
+        r[i] += c
+    return r
+
+
+def _mul(p, q):
+    r = [Fraction(0)] * (len(p) + len(q) - 1) if p and q else []
+    for i, c in enumerate(p):
+        for j, e in enumerate(q):
+            r[i + j] += c * e
+    return r
+
+
+def _scale(p, c):
+    return [c * e for e in p]
+
+
+def exact_tables(n_max: int):
+    """(h, l): the Maclaurin coefficients of xi^0 .. xi^n_max of h and l, each a polynomial in
+    nu (exact rationals, lowest power first)."""
+
+    def series_mul(s, t):
+        r = [[] for _ in range(n_max + 1)]
+        for i, c in enumerate(s[: n_max + 1]):
+            for j, e in enumerate(t[: n_max + 1 - i]):
+                r[i + j] = _add(r[i + j], _mul(c, e))
+        return r
+
+    nu, s2 = [Fraction(0), Fraction(1)], [Fraction(1, 4), Fraction(0), Fraction(-1, 4)]
+    q = [[], [Fraction(1)]]  # V = sum q_j xi^j
+    for n in range(2, n_max + 3):
+        acc = _mul(nu, q[n - 1])
+        for i in range(1, n - 1):
+            acc = _add(acc, _scale(_mul(s2, _mul(q[i], q[n - 1 - i])), Fraction(-1)))
+        for i in range(2, n):
+            acc = _add(acc, _scale(_mul(q[i], q[n + 1 - i]), Fraction(-(n + 1 - i))))
+        q.append(_scale(acc, Fraction(1, n + 1)))
+    h = [[Fraction(1)]]  # 1 / sum_j q_(j+1) xi^j
+    for n in range(1, n_max + 1):
+        acc = []
+        for j in range(1, n + 1):
+            acc = _add(acc, _mul(q[j + 1], h[n - j]))
+        h.append(_scale(acc, Fraction(-1)))
+    u = [[]] + [_mul([Fraction(1, 2), Fraction(1, 2)], c) for c in q[1 : n_max + 1]]
+    log_series, power = [[] for _ in range(n_max + 1)], [[Fraction(1)]] + [[]] * n_max
+    for k in range(1, n_max + 1):
+        power = series_mul(power, u)
+        log_series = [
+            _add(p, _scale(c, Fraction((-1) ** (k + 1), k)))
+            for p, c in zip(log_series, power, strict=True)
+        ]
+    return h, series_mul(h, log_series)
+
+
+def tables() -> tuple[list[list[float]], list[list[float]]]:
+    """(H, L): entry n is the coefficient of xi^n as a polynomial in nu, lowest power first,
+    rounded to double, trailing zeros dropped; as far as the kept terms reach."""
+    n_max = max(
+        max(j + 1 + 2 * k for k, n in enumerate(TEMME_G_TERMS) for j in range(n)),
+        max(j + 1 + 2 * k for k, n in enumerate(TEMME_L_TERMS) for j in range(n)),
+    )
+    out = []
+    for exact in exact_tables(n_max):
+        table = []
+        for coeffs in exact:
+            values = [float(c) for c in coeffs]
+            while values and values[-1] == 0.0:
+                values.pop()
+            table.append(values)
+        out.append(table)
+    return out[0], out[1]
 
 
 def lit(c):
@@ -51,15 +140,14 @@ def mult(k, j):
 
 def render() -> str:
     """The source of _temme_g and _temme_l."""
-    H = tb._TEMME_H  # noqa: N806
-    L = tb._TEMME_L  # noqa: N806
-    GT = tb.TEMME_G_TERMS
-    LT = tb.TEMME_L_TERMS
+    H, L = tables()  # noqa: N806
+    GT = TEMME_G_TERMS  # noqa: N806
+    LT = TEMME_L_TERMS  # noqa: N806
     out = [
-        "@triton.jit",
+        "@scalar",
         "def _temme_g(xi, nu, z):",
-        '    """sum_k z^(k+1) sum_j G_k[j] xi^j with G_k[j] = m_kj h_(j+1+2k)(nu): torch_beta._TEMME_H',
-        '    unrolled (the interpreter cannot loop over float tables)."""',
+        '    """sum_k z^(k+1) sum_j G_k[j] xi^j with G_k[j] = m_kj h_(j+1+2k)(nu), the table h of',
+        '    tools/render_beta_temme.py unrolled (a scalar function cannot loop over a float table)."""',
         "    nu2 = nu * nu",
     ]
     for n in sorted({j + 1 + 2 * k for k in range(len(GT)) for j in range(GT[k])}):
@@ -80,11 +168,11 @@ def render() -> str:
     out += [
         "",
         "",
-        "@triton.jit",
+        "@scalar",
         "def _temme_l(xi, nu, z):",
         '    """sum_(k>=1) z^k sum_j L_k[j] xi^j, L_k[j] = m_kj l_(j+1+2k)(nu), and its mirror image',
-        "    L_b(xi; nu) = -L_a(-xi; -nu): torch_beta._TEMME_L unrolled, split into even and odd parts",
-        '    in nu."""',
+        "    L_b(xi; nu) = -L_a(-xi; -nu): the table l of tools/render_beta_temme.py unrolled, split into",
+        '    even and odd parts in nu."""',
         "    nu2 = nu * nu",
     ]
     for n in sorted({j + 1 + 2 * k for k in range(1, len(LT)) for j in range(LT[k])}):

@@ -1,16 +1,14 @@
 """Render the Gauss quadrature rules behind Student-t's dz/ddf at large df.
 
-    python tools/render_student_t_quadrature.py   # prints the torch tables and the scalar sums
+    python tools/render_student_t_quadrature.py   # prints the two scalar sums
 
-``torch_special`` holds the 16-point Gauss-Legendre rule on [0, 1] and the 16-point
-Gauss-Laguerre rule (weight e^-r on [0, inf)) as tables; scalar functions cannot loop over a
-table of float constants (Triton would round a float global to float32), so
-``irtgen.scalar.student_t`` carries the two sums written out with inline literals. Nodes and
-weights are computed here with mpmath at 40 digits (numpy's rules, refined by Newton's method on
-the orthogonal polynomial); tests/special/test_student_t_functions.py and
-tests/scalar/test_student_t.py check that the modules hold this script's output.
-``render_triton`` renders the same sums for the block-form ``irtgen.runtime.triton_special``
-while that module exists.
+``irtgen.scalar.student_t`` integrates with the 16-point Gauss-Legendre rule on [0, 1] and the
+16-point Gauss-Laguerre rule (weight e^-r on [0, inf)). A scalar function cannot loop over a
+table of float constants (Triton would round a float global to float32), so the module carries
+the two sums written out with inline literals. Nodes and weights are computed here with mpmath
+at 40 digits (numpy's rules, refined by Newton's method on the orthogonal polynomial);
+tests/scalar/test_student_t.py checks that they are Gauss rules and that the module holds this
+script's output.
 """
 
 from __future__ import annotations
@@ -71,18 +69,6 @@ def laguerre(n: int = POINTS) -> tuple[list[float], list[float]]:
     return nodes, weights
 
 
-def _tuple(name: str, values: list[float]) -> list[str]:
-    return [f"{name} = ("] + [f"    {v!r}," for v in values] + [")"]
-
-
-def render_tables() -> str:
-    """The four tables of torch_special."""
-    p, wp = legendre_unit()
-    r, wr = laguerre()
-    lines = _tuple("_LEGENDRE_P", p) + _tuple("_LEGENDRE_W", wp)
-    return "\n".join(lines + _tuple("_LAGUERRE_R", r) + _tuple("_LAGUERRE_W", wr))
-
-
 def _render_sums(decorator: str, bulk_doc: list[str], bulk_setup: list[str], bulk_args: str) -> str:
     """The two unrolled sums, each function under ``decorator``; the bulk terms take
     ``bulk_args`` (computed by ``bulk_setup``) and the node."""
@@ -99,7 +85,7 @@ def _render_sums(decorator: str, bulk_doc: list[str], bulk_setup: list[str], bul
         "",
         decorator,
         "def _ddf_tail_sum(nu, tau, c):",
-        '    """sum_k w_k f(r_k): torch_special._LAGUERRE_R/_W unrolled."""',
+        '    """sum_k w_k f(r_k): the 16-point Gauss-Laguerre rule (weight e^-r) unrolled."""',
         "    zero = 0.0 * tau",
     ]
     for k, (rk, wk) in enumerate(zip(r, wr, strict=True)):
@@ -112,24 +98,13 @@ def _render_sums(decorator: str, bulk_doc: list[str], bulk_setup: list[str], bul
 def render_scalar() -> str:
     """The two unrolled sums of irtgen.scalar.student_t."""
     doc = [
-        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled',
-        "    (each node enters as a float64 value: Triton would make a literal passed on by",
+        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): the 16-point Gauss-Legendre rule on [0, 1]',
+        "    unrolled (each node enters as a float64 value: Triton would make a literal passed on by",
         '    itself a float32 constant)."""',
     ]
     setup = ["    s, s_lo = _ddf_scale(nu, tau)"]
     return _render_sums("@scalar", doc, setup, "nu, tau, c, s, s_lo")
 
 
-def render_triton() -> str:
-    """The two unrolled sums of the block-form triton_special."""
-    doc = [
-        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled (each',
-        '    node enters as a float64 tensor: a literal passed on by itself would round to float32)."""',
-    ]
-    return _render_sums("@triton.jit", doc, [], "nu, tau, c")
-
-
 if __name__ == "__main__":
-    print(render_tables())
-    print()
     print(render_scalar())

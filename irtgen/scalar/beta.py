@@ -2,25 +2,46 @@
 incomplete beta function I_x(a, b), its implicit-gradient ratios (dI/da)/(dI/dx) and
 (dI/db)/(dI/dx), log B(a, b) and the Beta log density.
 
-The algorithms, regimes, thresholds and coefficients are those of the block-form Triton device
-functions they replace (irtgen.runtime.triton_beta) and of their torch twin
-(irtgen.runtime.torch_beta, whose docstring gives the mathematics); here each element takes ONE
-regime with a real ``if``/``else`` (Temme's expansion, the power series of I_x(a, b) or of
-I_y(b, a), or the continued fraction of either) and runs its own ``while`` loop, capped at
-MAX_ITER terms (an element that does not converge gives NaN). Every function takes y = 1 - x
-besides x: the smaller of the two is the exact one.
+Every function takes y = 1 - x besides x: the smaller of the two is the exact one (x <= 1/2: x
+and 1 - x are used, else 1 - y and y). With r = a + b, mu = a/r, rho = ab/r and
+d = x r - a = x b - y a (an exact product and sum, _deviation):
 
-One deviation: d = x (a + b) - a is the sum of the exact products of Veltkamp halves, added
-with error-free steps, instead of fl(x (a + b)) plus its rounding error from an FMA (the Triton
-form) or from Dekker's product (the torch form): numba's ``tl.fma`` is not fused, and a compiler
-contracting a multiply and an add (ptxas does) could fuse the product whose rounding the other
-two forms compensate; with every product exact, contraction cannot change anything. And
-lgamma(1 + a) (a <= 1/2, in the series' log I) is gamma.lgamma1p rather than a second algorithm
-for it (the Maclaurin series of lgamma(2 + a), minus log1p(a)); it is the more accurate of the two.
+* log P = log(x^a y^b / B(a, b)) = E + log(rho/(2 pi))/2 - (w(a) + w(b) - w(r)), where
+  E = a log(x/mu) + b log(y/(1-mu)) = a log1pmx(d/a) + b log1pmx(-d/b) <= 0 and w is the
+  Stirling remainder lgamma(z) - (z - 1/2) log z + z - log(2 pi)/2. Nothing cancels for large a, b
+  near the mode, where the terms of a log x + b log y - log B(a, b) are ~10^5 times the result.
+* Regimes, one per element with a real ``if``/``else`` (I = 1 - I_y(b, a) where the method runs
+  on the mirror image; the ratios swap and change sign):
+  - Temme's uniform expansion (DLMF 8.18) for rho >= 2000 and |xi| <= 0.1,
+    xi = -sqrt(-2E/rho), oriented x <= mu: I = erfc(sqrt(-E))/2 - P sum_k G_k(xi) rho^-(k+1). The
+    ratios come from the same expansion applied to dI/da = int_0^x (log t - psi(a) + psi(r))
+    t^(a-1) (1-t)^(b-1) dt / B(a, b), whose erfc term vanishes (the integral over (0, 1) is 0).
+    The Maclaurin tables of G_k and of the ratios' L_k are tools/render_beta_temme.py's.
+  - the power series x^a/B sum (1-b)_n x^n/(n! (a+n)) (DLMF 8.17.7) for x <= 0.7 and b x <= 1
+    (b x <= 1.5 when a <= 1/2), or that of I_y(b, a) under the mirrored conditions; there, for
+    b <= 1/2, 1 - I_y(b, a) = -expm1(log I_y(b, a)) with every term of the log O(b).
+  - otherwise the continued fraction DLMF 8.17.22 in its even contraction, for x <= (a+1)/(a+b+2)
+    or the mirror image, written so that 1 + d_(2m+1) never cancels (_continued_fraction), with
+    forward-mode derivatives of its partial numerators in a and b (as Boik and Robison-Cox 1998
+    do for the plain fraction).
+* The ratios (dI/da)/(dI/dx), (dI/db)/(dI/dx) never form the density: with I = f F, f = dI/dx,
+  ratio = dF/da + F dlog f/da, and F (series or fraction over f) has no prefactor; the digamma
+  differences in dlog f/da come from chi(z) - chi(z + t), chi = log - psi, without cancellation.
+
+Each element runs its own ``while`` loop; every element needs at most ~110 terms (series at
+x = 0.7, or the fraction next to mu at rho ~ 2000), loops are capped at MAX_ITER terms and an
+element that does not converge gives NaN. Invalid arguments (a, b <= 0 or infinite, x or y
+outside [0, 1], NaN) give NaN.
+
+d = x (a + b) - a is the sum of the exact products of Veltkamp halves, added with error-free
+steps, rather than fl(x (a + b)) plus its rounding error from an FMA: numba's ``tl.fma`` is not
+fused, and a compiler contracting a multiply and an add (ptxas does) could fuse the product whose
+rounding the correction compensates; with every product exact, contraction cannot change
+anything. lgamma(1 + a) (a <= 1/2, in the series' log I) is gamma.lgamma1p.
 
 Public functions: betainc, betainc_ratios (both ratios from one evaluation), betainc_da_ratio,
 betainc_db_ratio, betaln, log_beta_density. The Temme sums at the end are rendered by
-tools/render_beta_temme.py (its output with ``@scalar`` for ``@triton.jit``).
+tools/render_beta_temme.py.
 """
 
 from __future__ import annotations
@@ -170,7 +191,8 @@ def _deviation(a, b, x, y):
 def _exponent(a, b, x, y, d):
     """u = x/mu - 1, v = y/(1-mu) - 1, log x, log y, log(x/mu), log(y/(1-mu)) and
     E = a log(x/mu) + b log(y/(1-mu)) <= 0 = a (log(x/mu) - u) + b (log(y/(1-mu)) - v)
-    (a u + b v = 0), each log taken where it is accurate (see torch_beta._Pre)."""
+    (a u + b v = 0), each log taken where it is accurate: log x and log y from the smaller of
+    the two, log1p(u) while 1 + u = x/mu is not small (u is exact, as d is)."""
     u = d / a
     v = -d / b
     if x <= y:
@@ -347,8 +369,11 @@ def _cf_brackets(f, ga, gb, d2, d2a, d2b, d3, d3a, d3b, w0, w0a, w0b, la, lb):
 
 @scalar
 def _continued_fraction(a, b, x, y, d, lxm, lym, log_p, ca, cb, NEED_GRAD):
-    """DLMF 8.17.22 in its even contraction (see torch_beta._continued_fraction): I = (P/a) K,
-    K = W1/(W1 + d1); W2 by modified Lentz with d log W2/da, db carried forward (NEED_GRAD).
+    """DLMF 8.17.22, I = (P/a) K with 1/K = 1 + d1/(1 + d2/(1 + ...)), in its even contraction
+    1/K = 1 + d1/W1, W1 = 1 + d2 - d2 d3/W2, W_m = (1 + d_(2m-1)) + d_(2m) - d_(2m) d_(2m+1)/W_(m+1),
+    so K = W1/(W1 + d1) with 1 + d1 and each 1 + d_odd formed without cancellation (the plain
+    fraction loses ~K ulp as x -> 1); W2 by modified Lentz with d log W2/da, db carried forward
+    (NEED_GRAD).
     Returns (value, ratio_a, ratio_b), NaN where MAX_ITER steps do not converge."""
     zero = 0.0 * x
     d2, d2a, d2b = _cf_even(a, b, x, zero + 1.0)
@@ -432,7 +457,7 @@ def _continued_fraction(a, b, x, y, d, lxm, lym, log_p, ca, cb, NEED_GRAD):
 @scalar
 def _inner(a, b, x, y, NEED_GRAD):
     """I_x(a, b) (NEED_GRAD 0) or the two ratios (NEED_GRAD 1) as (value, ratio_a, ratio_b),
-    for 0 < a, b < inf and 0 < x, y < 1: one regime per element (as torch_beta._core).
+    for 0 < a, b < inf and 0 < x, y < 1: one regime per element (module docstring).
     NEED_GRAD is a literal at every call site: a constexpr for Triton, which compiles only the
     computations that it asks for."""
     # the smaller of x, y is the exact one
@@ -445,7 +470,7 @@ def _inner(a, b, x, y, NEED_GRAD):
     rho = a * b / r
     # E is the same in both orientations; the pieces trade places (u <-> v, ...) when swapped
     u0, v0, lx0, ly0, lxm0, lym0, e = _exponent(a, b, x, y, d)
-    # regimes as torch_beta._other_regimes (2000 is TEMME_RHO_MIN, 0.01 is TEMME_XI_MAX^2):
+    # regimes (module docstring; Temme for rho >= 2000 and xi^2 = -2E/rho <= 0.01):
     # method 0 Temme, 1 series, 2 continued fraction; swap: it runs on I_y(b, a)
     if (rho >= 2000.0) and (-2.0 * e <= 0.01 * rho):
         method = 0
@@ -617,8 +642,8 @@ def log_beta_density(a, b, x, y):
 
 @scalar
 def _temme_g(xi, nu, z):
-    """sum_k z^(k+1) sum_j G_k[j] xi^j with G_k[j] = m_kj h_(j+1+2k)(nu): torch_beta._TEMME_H
-    unrolled (the interpreter cannot loop over float tables)."""
+    """sum_k z^(k+1) sum_j G_k[j] xi^j with G_k[j] = m_kj h_(j+1+2k)(nu), the table h of
+    tools/render_beta_temme.py unrolled (a scalar function cannot loop over a float table)."""
     nu2 = nu * nu
     h1 = nu * -0.3333333333333333
     h2 = nu2 * 0.020833333333333332 + 0.0625
@@ -687,8 +712,8 @@ def _temme_g(xi, nu, z):
 @scalar
 def _temme_l(xi, nu, z):
     """sum_(k>=1) z^k sum_j L_k[j] xi^j, L_k[j] = m_kj l_(j+1+2k)(nu), and its mirror image
-    L_b(xi; nu) = -L_a(-xi; -nu): torch_beta._TEMME_L unrolled, split into even and odd parts
-    in nu."""
+    L_b(xi; nu) = -L_a(-xi; -nu): the table l of tools/render_beta_temme.py unrolled, split into
+    even and odd parts in nu."""
     nu2 = nu * nu
     le3 = nu2 * 0.041666666666666664 + 0.041666666666666664
     lo3 = nu * 0.08333333333333333

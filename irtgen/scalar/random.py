@@ -69,7 +69,7 @@ def _box_muller(r0, r1, r2, r3):
     """A float64 N(0, 1) variate from one Philox block: sqrt(-2 log U1) cos(2 pi U2)."""
     u1 = _u52(r0, r1)
     u2 = _u52(r2, r3)
-    return tl.sqrt(-2.0 * tl.log(u1)) * tl.cos(6.283185307179586 * u2)
+    return tl.sqrt(-2.0 * tl.log(u1)) * el.cos_small(6.283185307179586 * u2)
 
 
 @scalar

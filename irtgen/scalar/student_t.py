@@ -2,16 +2,15 @@
 student_t_ddf_ratio, the ratio (∂F/∂df)/(∂F/∂t) behind the implicit gradient of Student-t
 samples in df.
 
-The algorithms are those of the block-form irtgen.runtime.triton_special and of their torch twin
-irtgen.runtime.torch_special (whose comment gives the mathematics of the quadrature); here each
-element takes ONE branch with a real ``if``/``else``: the incomplete beta (irtgen.scalar.beta)
-below df = 50, otherwise one of the two 16-point quadratures of d log q/ddf -- Gauss-Legendre
-for |t| <= 3, Gauss-Laguerre beyond -- unrolled with inline nodes and weights, so nothing is
-kept in local memory. The sums at the end are rendered by tools/render_student_t_quadrature.py.
+Each element takes ONE branch with a real ``if``/``else``: the incomplete beta
+(irtgen.scalar.beta) below df = 50, otherwise one of the two 16-point quadratures of d log q/ddf
+-- Gauss-Legendre for |t| <= 3, Gauss-Laguerre beyond -- unrolled with inline nodes and weights,
+so nothing is kept in local memory (see the comment above _ddf_c for the mathematics). The sums
+at the end are rendered by tools/render_student_t_quadrature.py.
 
-One deviation: the Gauss-Legendre terms exp(L_k) take a first-order correction for the rounding
-of S = t²/(df + t²) (_ddf_scale, _ddf_bulk_term). |L_k| reaches ~4.5, so that rounding alone
-moved every exp(L_k) by up to ~1e-15 in the same direction, and the sum (whose terms cancel by up
+The Gauss-Legendre terms exp(L_k) take a first-order correction for the rounding of
+S = t²/(df + t²) (_ddf_scale, _ddf_bulk_term). |L_k| reaches ~4.5, so that rounding alone would
+move every exp(L_k) by up to ~1e-15 in the same direction, and the sum (whose terms cancel by up
 to ~8x) by up to ~3e-15; corrected, the ratio stays within 1.8e-15 of mpmath on the test grid
 for df >= 50 (with correctly rounded exp and log as well as numpy's).
 
@@ -80,15 +79,25 @@ def student_t_ddf_ratio(df, t):
     return r
 
 
-# -- Student-t's dz/ddf at large df: the integrals of torch_special (see the comment there),
-# R = (1/q(t)) int_0^t q g ds for |t| <= 3 (Gauss-Legendre) and -(1/q(t)) int_|t|^inf q g ds
-# beyond (Gauss-Laguerre after r = (df+1)/2 [log1p(s^2/df) - log1p(t^2/df)]).
+# -- Student-t's dz/ddf at large df --------------------------------------------------------------
+#
+# The ratio R = (dF/ddf)/q(t) from the incomplete beta is a difference of two terms of size
+# t/(2 df) whose sum is O(1/df^2): it would lose log10(df) digits. For df >= 50 it is an integral
+# instead, R = (1/q(t)) int_0^t q(s) g(s) ds with g = d log q/ddf written without cancellation,
+#     g(s) = c(df) + log1pmx(-v)/2 + v/(2 df),    v = s^2/(df + s^2),
+#     c(df) = [psi((df+1)/2) - psi(df/2) - 1/df]/2   (an asymptotic series in 1/df),
+# and, because int_0^inf q g = 0, also R = -(1/q(t)) int_|t|^inf q g ds (times sign t). For
+# |t| <= 3: 16-point Gauss-Legendre on [0, |t|]. For |t| > 3: the substitution
+# r = (df+1)/2 [log1p(s^2/df) - log1p(t^2/df)] turns q(s)/q(t) into e^-r, and 16-point
+# Gauss-Laguerre integrates f(r) = g(s) (s + df/s)/(df + 1). Both agree with mpmath to a few ulp
+# for df from 50 to 1e7 (tests/scalar/test_student_t.py).
 
 
 @scalar
 def _ddf_c(nu):
-    """c(df) = [psi((df+1)/2) - psi(df/2) - 1/df]/2 by its asymptotic series in h = 2/df:
-    torch_special._PSI_HALF_SERIES, Horner in h^2."""
+    """c(df) = [psi((df+1)/2) - psi(df/2) - 1/df]/2 by the asymptotic series
+    psi(x + 1/2) - psi(x) - 1/(2x) = sum_k s_k h^(2k+2) at x = df/2, h = 1/x = 2/df <= 0.04, with
+    s_k = 1/8, -1/64, 1/128, -17/2048, 31/2048, -691/16384, 5461/32768; Horner in h^2."""
     h2 = (2.0 / nu) * (2.0 / nu)
     acc = h2 * 0.166656494140625 - 0.0421752929687500
     acc = acc * h2 + 0.0151367187500000
@@ -159,8 +168,8 @@ def _ddf_tail_term(nu, tau, c, r):
 
 @scalar
 def _ddf_bulk_sum(nu, tau, c):
-    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): torch_special._LEGENDRE_P/_W unrolled
-    (each node enters as a float64 value: Triton would make a literal passed on by
+    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): the 16-point Gauss-Legendre rule on [0, 1]
+    unrolled (each node enters as a float64 value: Triton would make a literal passed on by
     itself a float32 constant)."""
     s, s_lo = _ddf_scale(nu, tau)
     zero = 0.0 * tau
@@ -185,7 +194,7 @@ def _ddf_bulk_sum(nu, tau, c):
 
 @scalar
 def _ddf_tail_sum(nu, tau, c):
-    """sum_k w_k f(r_k): torch_special._LAGUERRE_R/_W unrolled."""
+    """sum_k w_k f(r_k): the 16-point Gauss-Laguerre rule (weight e^-r) unrolled."""
     zero = 0.0 * tau
     acc = 0.206151714957801 * _ddf_tail_term(nu, tau, c, zero + 0.08764941047892784)
     acc += 0.3310578549508842 * _ddf_tail_term(nu, tau, c, zero + 0.46269632891508083)

@@ -1,6 +1,8 @@
-"""irtgen.scalar.random: the numba Philox against Triton's bit for bit, the scalar variates against
-the block-form irtgen.runtime.triton_variates (same seed and offsets), goodness of fit of numba
-draws, and compilation for sm_90 within the register and stack limits."""
+"""irtgen.scalar.random: the numba Philox against Triton's bit for bit, the uniforms from Triton's
+words, the Triton form of every variate in the interpreter against the numba form (same seed and
+offsets), goodness of fit of numba draws, the counter layout, and compilation for sm_90 within
+the register and stack limits. tests/scalar/test_variates.py tests the variates' distributions
+across their shapes and dtypes."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ import triton.language as tl
 
 from irtgen.compilers import numba_tl
 from irtgen.compilers.gpu import emap
-from irtgen.runtime import triton_math as tlm
 from irtgen.scalar import random as R
 from tests.scalar.helpers import ROOT, check_resources
 
@@ -52,14 +53,6 @@ def _philox_kernel(seed, off_ptr, c2_ptr, c3_ptr, out_ptr, N: tl.constexpr):
     words = (r0, r1, r2, r3, q0, q1, q2, q3)
     for k in tl.static_range(8):
         tl.store(out_ptr + 8 * i + k, words[k].to(tl.int64) & 0xFFFFFFFF)
-
-
-@triton.jit
-def _old_uniform_kernel(out64_ptr, out32_ptr, seed, base, N: tl.constexpr):
-    i = tl.arange(0, N)
-    off = base + i.to(tl.int64)
-    tl.store(out64_ptr + i, tlm.uniform(seed, off, tl.zeros([N], tl.float64)))
-    tl.store(out32_ptr + i, tlm.uniform(seed, off, tl.zeros([N], tl.float32)))
 
 
 @triton.jit
@@ -127,55 +120,23 @@ def test_numba_philox_is_tritons_bit_for_bit():
             assert [int(w) for w in R._philox(seed, o, a, b)] == want[j][:4], (seed, o, a, b)
 
 
-def test_uniforms_are_triton_maths():
+def test_uniforms_from_tritons_words():
+    # Triton's words (numba_tl.randint4x is Triton's bit for bit, above): (k + 1/2) 2^-52 with k
+    # the top 26 bits of the first two words, and (k + 1/2) 2^-23 with k the top 23 of the first
     n, seed, base = 64, 0x1234_5678_9ABC, 2**32 - 20
-    out64 = torch.empty(n, dtype=torch.float64)
-    out32 = torch.empty(n, dtype=torch.float32)
-    _old_uniform_kernel[(1,)](out64, out32, seed, base, N=n)
     u64 = [R.uniform(seed, base + i) for i in range(n)]
     u32 = [R.uniform32(seed, base + i) for i in range(n)]
-    assert u64 == out64.tolist()
-    assert u32 == out32.tolist()  # exact in float32 (24 significant bits)
+    for i in range(n):
+        r0, r1, _r2, _r3 = (int(w) for w in numba_tl.randint4x(seed, base + i))
+        assert u64[i] == math.ldexp(((r0 >> 6) << 26) + (r1 >> 6) + 0.5, -52)
+        assert u32[i] == math.ldexp((r0 >> 9) + 0.5, -23)  # exact in float32 (24 bits)
     assert all(0.0 < u < 1.0 for u in u64 + u32)
-
-
-# -- the block form ------------------------------------------------------------------------------
 
 
 def _numba_draws(name, params, n, seed, base, stream):
     f = getattr(R, name)
     cols = [p.tolist() for p in params]
     return np.array([f(*[c[i] for c in cols], seed, base + i, stream) for i in range(n)])
-
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("name", list(PARAMS)[2:])
-def test_variates_match_the_block_form(name):
-    # same seed, offsets and stream as the interpreter's run of triton_variates: the same
-    # rejections and the same value up to the rounding of log1p and the float64 libraries
-    from tests.special.variates_kernel import draw
-
-    rng = np.random.default_rng(7)
-    n = 256
-    a = np.concatenate(
-        [10 ** rng.uniform(-3, 4, n - 6), [1e-300, 0.999999, 1.0, 1e8, -1.0, np.nan]]
-    )
-    b = 10 ** rng.uniform(-3, 4, n)
-    seed, base, stream = 0x1234_5678_9ABC, 2**32 - 100, 3
-    beta = name == "beta_variate"
-    old = draw(
-        name,
-        torch.tensor(a),
-        torch.tensor(b) if beta else None,
-        seed=seed,
-        base=base,
-        stream=stream,
-    ).numpy()
-    new = _numba_draws(name, [a, b][: PARAMS[name]], n, seed, base, stream)
-    same = (old == new) | (np.isnan(old) & np.isnan(new))
-    ulps = np.abs(old - new) / np.spacing(np.abs(old))
-    assert np.all(same | (ulps <= 4)), (name, a[~same], old[~same], new[~same])
-    assert same.mean() > 0.9
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

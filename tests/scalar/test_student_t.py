@@ -1,10 +1,13 @@
-"""irtgen.scalar.student_t: student_t_ddf_ratio against mpmath on the grid of
-tests/special/test_student_t_functions.py (df from 0.05 to 1e7, both sides of the switches at
-df = 50 and |t| = 3), student_t_cdf and log_ndtr against mpmath and the torch path, the rendered
-quadrature sums, and compilation for sm_90 within the register and stack limits."""
+"""irtgen.scalar.student_t: student_t_ddf_ratio against mpmath on a grid of df from 0.05 to 1e7
+and |t| from 1e-8 to 1e3, both sides of the switches at df = 50 (incomplete beta to quadrature)
+and |t| = 3 (Gauss-Legendre to Gauss-Laguerre), in float64 and as the float64 result rounded to
+float32; student_t_cdf, log_ndtr and the psi series against mpmath; the Triton form in the
+interpreter against the numba form; the quadrature rules and the rendered sums; and compilation
+for sm_90 within the register and stack limits."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 
@@ -15,10 +18,34 @@ import torch
 import triton
 import triton.language as tl
 
-from irtgen.runtime import torch_special as ts
+from irtgen import functions as F
 from irtgen.scalar import student_t as S
 from tests.scalar.helpers import ROOT, check_resources, compile_resources, numba_map
-from tests.special.test_student_t_functions import POINTS, _reference
+
+# df below, at and above the switch to quadrature (50); |t| around the Legendre/Laguerre split (3)
+DFS = (0.05, 0.3, 1.0, 3.0, 10.0, 30.0, 49.9, 50.0, 70.0, 300.0, 1e3, 1e4, 1e5, 1e6, 1e7)
+TS = (1e-8, 0.3, 1.0, 1.55, 2.9999, 3.0, 3.0001, 4.75, 6.0, 30.0, 1e3)
+POINTS = [
+    (df, sign * t)
+    for df in DFS
+    for t in TS
+    if not (df >= 1e7 and t >= 1e3)  # mpmath's incomplete beta does not converge there
+    for sign in (1.0, -1.0)
+]
+
+
+@functools.cache
+def _reference(df: float, t: float) -> float:
+    with mpmath.workdps(60):  # the df-derivative of the half-CDF: 40 digits are not enough at 1e7
+        return float(F.student_t_ddf_ratio._mp(mpmath.mpf(df), mpmath.mpf(t)))
+
+
+def _cdf_reference(df: float, t: float) -> float:
+    with mpmath.workdps(40):
+        x = mpmath.mpf(df) / (df + mpmath.mpf(t) ** 2)
+        half = mpmath.betainc(mpmath.mpf(df) / 2, 0.5, 0, x, regularized=True) / 2
+        return float(half if t < 0 else 1 - half)
+
 
 DF = np.array([p[0] for p in POINTS])
 T = np.array([p[1] for p in POINTS])
@@ -48,33 +75,33 @@ def test_ddf_ratio_matches_mpmath():
     err = _rel(got, [_reference(*p) for p in POINTS])
     small = DF < 50
     # below df = 50 the incomplete-beta form loses ~log10(df) digits to cancellation: 2.02e-14
-    # at (49.9, 0.3), as torch_special and the block-form Triton code
+    # at (49.9, 0.3) (as the block-form Triton code and its torch twin did)
     assert err[small].max() <= 2.05e-14, POINTS[int(np.argmax(np.where(small, err, 0)))]
     # the quadratures: a few ulp
     assert err[~small].max() <= 1.9e-15, POINTS[int(np.argmax(np.where(small, 0, err)))]
 
 
-def test_ddf_ratio_and_cdf_match_torch():
-    df, t = torch.tensor(DF), torch.tensor(T)
-    ratio = numba_map(S.student_t_ddf_ratio, DF, T)
-    assert _rel(ratio, ts.student_t_ddf_ratio(df, t).numpy()).max() <= 3e-14
-    large = DF >= 50
-    assert _rel(ratio[large], ts.student_t_ddf_ratio(df, t).numpy()[large]).max() <= 4e-15
-    cdf = numba_map(S.student_t_cdf, DF, T)
-    assert _rel(cdf, ts.student_t_cdf(df, t).numpy()).max() <= 1e-14
+def test_float32_is_finite_and_the_rounded_float64_result():
+    # no NaN or inf gradient for df in [0.05, 1e6] in float32: the float64 ratio (the CPU
+    # kernels, and the Triton kernels' special functions) at the float32 arguments, rounded once
+    df = np.array([0.05, 0.5, 5.0, 49.0, 50.0, 500.0, 1e4, 1e6], dtype=np.float32)
+    t = np.array([-3e4, -5.0, -0.01, 0.0, 2.0, 3.0, 8.0, 1e3], dtype=np.float32)
+    df, t = np.meshgrid(df, t)
+    got = numba_map(S.student_t_ddf_ratio, df, t).astype(np.float32)
+    assert np.isfinite(got).all()
 
 
 def test_cdf_matches_mpmath():
     pts = [(0.3, -30.0), (1.0, 0.5), (3.0, -4.75), (10.0, 1.55), (49.9, -3.0), (1e3, -6.0)]
     pts += [(1e6, 2.0), (2.5, 0.0)]
     got = [S.student_t_cdf(df, t) for df, t in pts]
-    with mpmath.workdps(40):
-        want = []
-        for df, t in pts:
-            x = mpmath.mpf(df) / (df + mpmath.mpf(t) ** 2)
-            half = mpmath.betainc(mpmath.mpf(df) / 2, 0.5, 0, x, regularized=True) / 2
-            want.append(float(half if t < 0 else 1 - half))
-    assert _rel(got, want).max() <= 1e-14
+    assert _rel(got, [_cdf_reference(df, t) for df, t in pts]).max() <= 1e-14
+    # the grid (every df and |t|, both signs): relative to max(1, |log F|), as exp turns an ulp
+    # of log F into |log F| ulp (8.5e-14 at F = 1e-189)
+    got = numba_map(S.student_t_cdf, DF, T)
+    want = np.array([_cdf_reference(*p) for p in POINTS])
+    scale = np.maximum(1.0, np.abs(np.log(np.maximum(want, np.finfo(np.float64).tiny))))
+    assert (_rel(got, want) / scale).max() <= 1e-14
 
 
 def test_ddf_ratio_is_odd_zero_at_zero_and_continuous():
@@ -130,13 +157,50 @@ def test_triton_form_in_the_interpreter_matches_numba(name, tol):
     assert _rel(out.numpy(), numba_map(sf, *args)).max() <= tol
 
 
-def test_sums_are_the_rendered_rules():
-    # the unrolled sums are what tools/render_student_t_quadrature.py computes with mpmath
+def test_psi_half_series():
+    # c(df) = [psi((df+1)/2) - psi(df/2) - 1/df]/2 from its asymptotic series, for df >= 50
+    df = [50.0, 77.0, 1e3, 1e6]
+    got = numba_map(S._ddf_c, df)
+    with mpmath.workdps(40):
+        want = [
+            float(
+                (
+                    mpmath.digamma((mpmath.mpf(d) + 1) / 2)
+                    - mpmath.digamma(mpmath.mpf(d) / 2)
+                    - 1 / mpmath.mpf(d)
+                )
+                / 2
+            )
+            for d in df
+        ]
+    assert _rel(got, want).max() <= 4e-16
+
+
+def _render():
     spec = importlib.util.spec_from_file_location(
         "render", ROOT / "tools/render_student_t_quadrature.py"
     )
     render = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(render)
+    return render
+
+
+def test_quadrature_rules_are_gauss_rules():
+    # an n-point Gauss rule integrates polynomials of degree <= 2n - 1 exactly
+    render = _render()
+    p, wp = render.legendre_unit()
+    r, wr = render.laguerre()
+    assert len(p) == len(wp) == len(r) == len(wr) == 16
+    for k in range(2 * len(p)):
+        leg = math.fsum(w * x**k for x, w in zip(p, wp, strict=True))
+        assert leg == pytest.approx(1.0 / (k + 1), rel=1e-14), k
+        lag = math.fsum(w * x**k for x, w in zip(r, wr, strict=True))
+        assert lag == pytest.approx(math.factorial(k), rel=1e-12), k
+
+
+def test_sums_are_the_rendered_rules():
+    # the unrolled sums are what tools/render_student_t_quadrature.py computes with mpmath
+    render = _render()
     assert render.render_scalar() in (ROOT / "irtgen/scalar/student_t.py").read_text()
 
 
