@@ -68,7 +68,12 @@ FUNCTIONS: dict[type, Impl] = {
     sp.erf: Impl("torch.erf({0})", "tl.math.erf({0})", mpmath.erf),
     sp.erfc: Impl("torch.special.erfc({0})", "el.erfc({0})", mpmath.erfc),
     sp.erfinv: Impl("torch.erfinv({0})", "el.erfinv({0})", mpmath.erfinv),
-    ndtr: Impl("torch.special.ndtr({0})", "el.ndtr({0})", ndtr._mp),
+    ndtr: Impl(
+        # erfc keeps the lower tail's digits, which (1 + erf)/2 (torch.special.ndtr) loses
+        "0.5 * torch.special.erfc(-0.70710678118654752 * ({0}))",
+        "el.ndtr({0})",
+        ndtr._mp,
+    ),
     ndtri: Impl("torch.special.ndtri({0})", "el.ndtri({0})", ndtri._mp),
     F.log_ndtr: _special("st", "log_ndtr", 1, F.log_ndtr, "torch.special.log_ndtr({0})"),
     sp.Abs: Impl("torch.abs({0})", "tl.abs({0})"),
