@@ -80,7 +80,8 @@ def cdf_grad(z, concentration1, concentration0):
     # dF/dconcentration0 = exp(log_beta_density(concentration1, concentration0, z, 1 - z))*betainc_db_ratio(concentration1, concentration0, z, 1 - z)
     _t0 = 1.0 - z
     _t1 = tl.exp(be.log_beta_density(concentration1, concentration0, z, _t0))
-    return _t1, _t1 * be.betainc_da_ratio(concentration1, concentration0, z, _t0), _t1 * be.betainc_db_ratio(concentration1, concentration0, z, _t0)
+    _j0_0, _j0_1 = be.betainc_ratios(concentration1, concentration0, z, _t0)
+    return _t1, _j0_0 * _t1, _j0_1 * _t1
 
 
 @scalar
@@ -89,7 +90,8 @@ def implicit_grad(z, concentration1, concentration0):
     # dz/dconcentration1 = -betainc_da_ratio(concentration1, concentration0, z, 1 - z)
     # dz/dconcentration0 = -betainc_db_ratio(concentration1, concentration0, z, 1 - z)
     _t0 = 1.0 - z
-    return tl.exp(-be.log_beta_density(concentration1, concentration0, z, _t0)), -be.betainc_da_ratio(concentration1, concentration0, z, _t0), -be.betainc_db_ratio(concentration1, concentration0, z, _t0)
+    _j0_0, _j0_1 = be.betainc_ratios(concentration1, concentration0, z, _t0)
+    return tl.exp(-be.log_beta_density(concentration1, concentration0, z, _t0)), -_j0_0, -_j0_1
 
 
 @scalar

@@ -13,7 +13,6 @@ import math
 import random
 import re
 import struct
-import types
 
 import pytest
 import sympy as sp
@@ -64,7 +63,10 @@ def eval_scalar(code: str, values: dict) -> torch.Tensor:
         *(torch.as_tensor(values[n], dtype=torch.float64) for n in names)
     )
     flat = [c.reshape(-1).tolist() for c in cols]
-    out = [eval(code, {**ns, **dict(zip(names, point, strict=True))}) for point in zip(*flat)]
+    out = [
+        eval(code, {**ns, **dict(zip(names, point, strict=True))})
+        for point in zip(*flat, strict=True)
+    ]
     # computed in float64 and rounded once to the inputs' dtype, as the kernels do
     dtype = torch.as_tensor(values[names[0]]).dtype
     result = torch.tensor([float(v) for v in out], dtype=torch.float64).reshape(cols[0].shape)

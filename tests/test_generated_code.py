@@ -75,3 +75,27 @@ def test_formulas_are_commented_and_literals_are_exact(path):
                 assert float(text) == node.value
                 digits = len(text.split("e")[0].replace(".", "").lstrip("0"))
                 assert digits <= 6 or digits >= 16, f"{text}: neither short nor full precision"
+
+
+def test_both_beta_ratios_come_from_one_evaluation():
+    """A formula needing dI/da and dI/db at the same arguments calls betainc_ratios once (the
+    two ratios share one evaluation of the incomplete beta); one needing one of them calls it
+    alone."""
+    import sympy as sp
+
+    from irtgen import functions as F
+    from irtgen.codegen.module import formula_function
+
+    a, b, z = sp.symbols("a b z", positive=True)
+    da, db = F.betainc_da_ratio(a, b, z, 1 - z), F.betainc_db_ratio(a, b, z, 1 - z)
+    f = formula_function(
+        "g", ["z", "a", "b"], [("p", z), ("da", 2 * da), ("db", -db)], "scalar", "z"
+    )
+    text = "\n".join(f.lines + f.returns)
+    assert text.count("be.betainc_ratios(") == 1 and "_ratio(" not in text, text
+    assert f.lines[-1].startswith("_j0_0, _j0_1 = be.betainc_ratios(a, b, z, ")
+    f = formula_function("g", ["z", "a", "b"], [("da", da), ("da2", da * da)], "scalar", "z")
+    assert "betainc_ratios" not in "\n".join(f.lines + f.returns)
+    beta = (GENERATED / "beta.py").read_text()
+    assert beta.count("be.betainc_ratios(") == 2  # cdf_grad and implicit_grad
+    assert "be.betainc_da_ratio(" not in beta and "be.betainc_db_ratio(" not in beta

@@ -6,8 +6,9 @@
 
 Specialises the Triton family kernels of irtgen.compilers.gpu on each built-in family's formulas
 (generated/) or on a spec's, and prints one markdown row per (family, kernel, dtype) with the
-targets: at most 128 registers in float32 and 168 in float64, no stack beyond the 40 bytes of
-the trigonometric argument reduction. Run without TRITON_INTERPRET.
+targets: at most 128 registers for float32 computation and 168 for float64 (special-function
+families compute in float64 whatever the data's dtype), no stack beyond the 40 bytes of the
+trigonometric argument reduction. Run without TRITON_INTERPRET.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ def rows(fams, dtypes=("fp32", "fp64")):
     for family in fams:
         for dtype in dtypes:
             for kernel, r in gpu.family_kernel_resources(family, dtype).items():
-                ok = r["registers"] <= REGISTERS[dtype] and r["stack"] <= STACK
+                # the register budget follows the dtype the kernel computes in: float64 for
+                # special-function formulas and numeric inversion, whatever the data's dtype
+                op = kernel.split()[0]
+                compute = "fp64" if family.wide(op) else dtype
+                ok = r["registers"] <= REGISTERS[compute] and r["stack"] <= STACK
                 yield family.name, kernel, dtype, r["registers"], r["stack"], ok
 
 

@@ -1,14 +1,14 @@
 """Render the Gauss quadrature rules behind Student-t's dz/ddf at large df.
 
-    python tools/render_student_t_quadrature.py   # prints the two scalar sums
+    python tools/render_student_t_quadrature.py   # prints the two sums and the two rules
 
 ``irtgen.scalar.student_t`` integrates with the 16-point Gauss-Legendre rule on [0, 1] and the
-16-point Gauss-Laguerre rule (weight e^-r on [0, inf)). A scalar function cannot loop over a
-table of float constants (Triton would round a float global to float32), so the module carries
-the two sums written out with inline literals. Nodes and weights are computed here with mpmath
-at 40 digits (numpy's rules, refined by Newton's method on the orthogonal polynomial);
-tests/scalar/test_student_t.py checks that they are Gauss rules and that the module holds this
-script's output.
+16-point Gauss-Laguerre rule (weight e^-r on [0, inf)). A scalar function cannot index a table
+of float constants (Triton would round a float global to float32), so the module carries each
+rule as a function of the point's index, a chain of tl.where over inline literals, which the
+sums call in a loop. Nodes and weights are computed here with mpmath at 40 digits (numpy's
+rules, refined by Newton's method on the orthogonal polynomial); tests/scalar/test_student_t.py
+checks that they are Gauss rules and that the module holds this script's output.
 """
 
 from __future__ import annotations
@@ -69,41 +69,57 @@ def laguerre(n: int = POINTS) -> tuple[list[float], list[float]]:
     return nodes, weights
 
 
-def _render_sums(decorator: str, bulk_doc: list[str], bulk_setup: list[str], bulk_args: str) -> str:
-    """The two unrolled sums, each function under ``decorator``; the bulk terms take
-    ``bulk_args`` (computed by ``bulk_setup``) and the node."""
-    p, wp = legendre_unit()
-    r, wr = laguerre()
-    out = [decorator, "def _ddf_bulk_sum(nu, tau, c):", *bulk_doc, *bulk_setup]
-    out.append("    zero = 0.0 * tau")
-    for k, (pk, wk) in enumerate(zip(p, wp, strict=True)):
-        term = f"{wk!r} * _ddf_bulk_term({bulk_args}, zero + {pk!r})"
-        out.append(f"    acc = {term}" if k == 0 else f"    acc += {term}")
-    out += [
-        "    return acc",
-        "",
-        "",
-        decorator,
-        "def _ddf_tail_sum(nu, tau, c):",
-        '    """sum_k w_k f(r_k): the 16-point Gauss-Laguerre rule (weight e^-r) unrolled."""',
-        "    zero = 0.0 * tau",
-    ]
-    for k, (rk, wk) in enumerate(zip(r, wr, strict=True)):
-        term = f"{wk!r} * _ddf_tail_term(nu, tau, c, zero + {rk!r})"
-        out.append(f"    acc = {term}" if k == 0 else f"    acc += {term}")
-    out.append("    return acc")
-    return "\n".join(out)
+def _render_nodes(name: str, doc: str, nodes: list[float], weights: list[float]) -> list[str]:
+    """A scalar function (node, weight) of the rule's k-th point: a chain of tl.where on k over
+    float64 values (zero + literal), as a scalar function cannot index a float table."""
+    out = ["@scalar", f"def {name}(k, zero):", f'    """{doc}"""']
+    out.append(f"    node = zero + {nodes[-1]!r}")
+    out.append(f"    weight = zero + {weights[-1]!r}")
+    for k in range(len(nodes) - 2, -1, -1):
+        out.append(f"    node = tl.where(k == {k}, zero + {nodes[k]!r}, node)")
+        out.append(f"    weight = tl.where(k == {k}, zero + {weights[k]!r}, weight)")
+    out.append("    return node, weight")
+    return out
 
 
 def render_scalar() -> str:
-    """The two unrolled sums of irtgen.scalar.student_t."""
-    doc = [
-        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): the 16-point Gauss-Legendre rule on [0, 1]',
-        "    unrolled (each node enters as a float64 value: Triton would make a literal passed on by",
-        '    itself a float32 constant)."""',
+    """The two sums of irtgen.scalar.student_t and their rules' nodes and weights."""
+    p, wp = legendre_unit()
+    r, wr = laguerre()
+    out = [
+        "@scalar",
+        "def _ddf_bulk_sum(nu, tau, c):",
+        '    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k), k = 0 .. 15 in order, by the 16-point',
+        "    Gauss-Legendre rule on [0, 1]. A loop, not unrolled: unrolled, the compilers keep",
+        '    several terms in flight (~150 registers in float64)."""',
+        "    s, s_lo = _ddf_scale(nu, tau)",
+        "    zero = 0.0 * tau",
+        "    acc = zero",
+        f"    for k in range({POINTS}):",
+        "        p, w = _legendre_node(k, zero)",
+        "        acc += w * _ddf_bulk_term(nu, tau, c, s, s_lo, p)",
+        "    return acc",
+        "",
+        "",
+        "@scalar",
+        "def _ddf_tail_sum(nu, tau, c):",
+        '    """sum_k w_k f(r_k), k = 0 .. 15 in order, by the 16-point Gauss-Laguerre rule',
+        '    (weight e^-r)."""',
+        "    zero = 0.0 * tau",
+        "    acc = zero",
+        f"    for k in range({POINTS}):",
+        "        r, w = _laguerre_node(k, zero)",
+        "        acc += w * _ddf_tail_term(nu, tau, c, r)",
+        "    return acc",
+        "",
+        "",
     ]
-    setup = ["    s, s_lo = _ddf_scale(nu, tau)"]
-    return _render_sums("@scalar", doc, setup, "nu, tau, c, s, s_lo")
+    doc = f"Node p_k and weight w_k of the {POINTS}-point Gauss-Legendre rule on [0, 1]."
+    out += _render_nodes("_legendre_node", doc, p, wp)
+    out += ["", ""]
+    doc = f"Node r_k and weight w_k of the {POINTS}-point Gauss-Laguerre rule (weight e^-r)."
+    out += _render_nodes("_laguerre_node", doc, r, wr)
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

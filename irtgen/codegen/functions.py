@@ -109,6 +109,13 @@ FUNCTIONS: dict[type, Impl] = {
 # derivatives in float64 on every backend
 SPECIAL_FUNCTIONS = tuple(cls for cls, impl in FUNCTIONS.items() if impl.tensor_args)
 
+# Functions that one scalar function computes together from one evaluation: where a formula
+# function calls all of them with the same arguments, it calls that scalar function once (its
+# template, with the outputs in the tuple's order) instead of repeating the whole evaluation
+JOINT_CALLS: dict[tuple[type, ...], str] = {
+    (F.betainc_da_ratio, F.betainc_db_ratio): "be.betainc_ratios({0}, {1}, {2}, {3})",
+}
+
 # Random-variate primitives of samplers (irtgen.variates), in irtgen.scalar.random. {0}, {1}:
 # printed arguments; {stream}: the draw's index within a sample; _seed, _offs: the sample
 # function's Philox key and element index.

@@ -16,7 +16,7 @@ from importlib import resources
 import jinja2
 import sympy as sp
 
-from irtgen.codegen.functions import SPECIAL_FUNCTIONS, VARIATES
+from irtgen.codegen.functions import JOINT_CALLS, SPECIAL_FUNCTIONS, VARIATES
 from irtgen.codegen.printer import Printer, float_literal
 from irtgen.constraints import support_constraint_source
 from irtgen.derive import Derivation
@@ -57,6 +57,37 @@ def _cse(exprs: list[sp.Basic]):
     return kept, reduced
 
 
+def _joint_calls(exprs: list[sp.Basic]):
+    """Each group of JOINT_CALLS that ``exprs`` call with the same arguments replaced by fresh
+    symbols: (new exprs, [(symbols, arguments, template)])."""
+    exprs = [sp.sympify(e) for e in exprs]
+    joint, subs = [], {}
+    for classes, template in JOINT_CALLS.items():
+        calls = {c for e in exprs for c in e.atoms(*classes)}
+        for call_args in sorted({c.args for c in calls}, key=sp.default_sort_key):
+            group = [cls(*call_args) for cls in classes]
+            if all(g in calls for g in group):
+                k = len(joint)
+                syms = [sp.Symbol(f"_j{k}_{i}") for i in range(len(group))]
+                subs.update(zip(group, syms, strict=True))
+                joint.append((syms, call_args, template))
+    return [e.xreplace(subs) for e in exprs], joint
+
+
+def _ordered(items: list[tuple[list[sp.Symbol], set, str]]) -> list[str]:
+    """Lines (defined symbols, symbols used, text) in an order that defines every symbol before
+    its use, keeping the given order where it already does."""
+    defined = {s for syms, _, _ in items for s in syms}
+    done: set = set()
+    out, pending = [], list(items)
+    while pending:
+        i = next(i for i, (_, used, _) in enumerate(pending) if (used & defined) <= done)
+        syms, _, text = pending.pop(i)
+        done.update(syms)
+        out.append(text)
+    return out
+
+
 def formula_function(
     name: str,
     args: list[str],
@@ -66,11 +97,23 @@ def formula_function(
 ) -> FormulaFunction:
     """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``
     ("scalar": a per-element function of the one source; "torch": a torch expression of the
-    parameters)."""
+    parameters). In the scalar source, functions that one scalar function computes together
+    (JOINT_CALLS) are computed by one call of it."""
     printer = Printer(backend, ref)
-    kept, reduced = _cse([e for _, e in outputs])
+    exprs, joint = [e for _, e in outputs], []
+    if backend == "scalar":
+        exprs, joint = _joint_calls(exprs)
+    joint_args = [a for _, call_args, _ in joint for a in call_args]
+    kept, reduced = _cse(exprs + joint_args)
+    reduced, reduced_args = reduced[: len(exprs)], reduced[len(exprs) :]
     comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
-    lines = [f"{sym} = {printer.doprint(val)}" for sym, val in kept]
+    items = [([sym], val.free_symbols, f"{sym} = {printer.doprint(val)}") for sym, val in kept]
+    for syms, call_args, template in joint:
+        call_args, reduced_args = reduced_args[: len(call_args)], reduced_args[len(call_args) :]
+        call = template.format(*(printer._tensor_arg(a) for a in call_args))
+        used = set().union(*(a.free_symbols for a in call_args))
+        items.append((syms, used, f"{', '.join(map(str, syms))} = {call}"))
+    lines = _ordered(items)
     returns = [printer.output(e) for e in reduced]
     return FormulaFunction(name, args, lines, returns, comments)
 

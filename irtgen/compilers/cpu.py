@@ -29,11 +29,18 @@ from irtgen.compilers import bind
 
 prange = numba.prange
 
+# numba's own thread pool, not OpenMP: with the omp layer, setting numba's thread count changed
+# torch's (one OpenMP runtime), and idle OpenMP threads of two runtimes spun against each other.
+# The workqueue pool runs one parallel kernel at a time, so launches are serialised (_RUN_LOCK).
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
 # bound per instance
 FN = None
 INSIDE = None
 NP = 0
 NOUT = 1
+LOG_PROB = CDF = SF = LOG_PROB_GRAD = IMPLICIT_GRAD = None  # the mixture backward's formulas
 CHUNK_ELEMENTS = 1 << 14  # elements per reduction chunk (of whole rows)
 
 
@@ -96,10 +103,126 @@ def backward(gvalue, partials, x, g, P, need_value, rows_per_chunk):
                     partials[c, k, j] += gi * r[k + 1]
 
 
+def mixture_backward(g_logits, g_params, z, g, logw, P, need_logits, needs, rows_per_chunk):
+    """The whole implicit backward of a mixture of K components of one family, each a product
+    over D dimensions (irtgen.composite.mixture; the structure of irtgen.compilers.gpu's
+    ``mixture_backward_kernel``). z, g: flat (M, NB, D); logw: (NB, K) log weights; P:
+    (NB, K, D, NP) parameters. Task (chunk c, column b) adds the rows of chunk c of column b
+    into its own partials g_logits[c, b, k] and g_params[c, i, b, k, d].
+
+    Per row, with A_kd = log w_k + Σ_(j<d) log q_kj (prefix sums), r = softmax_k(A), E_kd =
+    r_kd (F_kd - Fbar_d)/p_d, rho_kd = r_kd q_kd/p_d and W_kd = Σ_(d'>d) mu_d' E_kd', back
+    substitution over d = D-1, ..., 0: mu_d = g_d - Σ_k s_kd W_kd,
+
+        grad logit_k += -mu_d E_kd,   grad θ_kd += mu_d rho_kd dz_kd/dθ - W_kd ∂log q_kd/∂θ,
+
+    zero outside the support (INSIDE); a term whose weight (mu rho or W) is 0 adds exactly 0
+    and its formula is not evaluated."""
+    NB, K, D = P.shape[0], P.shape[1], P.shape[2]
+    M = z.size // max(NB * D, 1)
+    chunks = g_logits.shape[0]
+    any_need = False
+    for i in range(NP):
+        any_need = any_need or needs[i]
+    for task in prange(chunks * NB):
+        c = task // NB
+        b = task % NB
+        lq = np.empty((K, D))
+        pre = np.empty((K, D))
+        inside = np.empty(K, dtype=np.bool_)
+        F = np.empty(K)
+        S = np.empty(K)
+        L = np.empty(K)
+        W = np.empty(K)
+        E = np.empty(K)
+        rho = np.empty(K)
+        gl = np.empty((K, NP + 1))
+        m0 = c * rows_per_chunk
+        m1 = min(M, m0 + rows_per_chunk)
+        for m in range(m0, m1):
+            base = (m * NB + b) * D
+            for k in range(K):
+                acc = logw[b, k]
+                for d in range(D):
+                    pre[k, d] = acc
+                    lq[k, d] = LOG_PROB(z[base + d], *to_fixed_tuple(P[b, k, d], NP))
+                    acc += lq[k, d]
+                W[k] = 0.0
+            for dd in range(D):
+                d = D - 1 - dd
+                x = z[base + d]
+                amax = -np.inf
+                lmax = -np.inf
+                for k in range(K):
+                    p = to_fixed_tuple(P[b, k, d], NP)
+                    inside[k] = INSIDE(x, *p)
+                    L[k] = pre[k, d] + (lq[k, d] if inside[k] else -np.inf)
+                    amax = max(amax, pre[k, d])
+                    lmax = max(lmax, L[k])
+                    F[k] = CDF(x, *p)
+                    S[k] = SF(x, *p)
+                sa = 0.0
+                sl = 0.0
+                for k in range(K):
+                    sa += np.exp(pre[k, d] - amax)
+                    sl += np.exp(L[k] - lmax)
+                lse_a = amax + np.log(sa)
+                lse_l = lmax + np.log(sl)
+                fbar = 0.0
+                sbar = 0.0
+                for k in range(K):
+                    r = np.exp(pre[k, d] - lse_a)
+                    fbar += r * F[k]
+                    sbar += r * S[k]
+                sw = 0.0
+                for k in range(K):
+                    # F_kd - Fbar_d from the survival functions where Fbar_d > 1/2
+                    diff = F[k] - fbar if fbar <= 0.5 else sbar - S[k]
+                    E[k] = np.exp(pre[k, d] - lse_l) * diff
+                    rho[k] = np.exp(L[k] - lse_l) if inside[k] else 0.0
+                    if inside[k] and W[k] != 0.0:
+                        r = LOG_PROB_GRAD(x, *to_fixed_tuple(P[b, k, d], NP))
+                        for i in range(NP + 1):
+                            gl[k, i] = r[i]
+                        sw += gl[k, 0] * W[k]
+                mu = g[base + d] - sw
+                for k in range(K):
+                    if any_need and inside[k]:
+                        w1 = mu * rho[k]
+                        if w1 != 0.0:
+                            ri = IMPLICIT_GRAD(x, *to_fixed_tuple(P[b, k, d], NP))
+                            for i in range(NP):
+                                if needs[i]:
+                                    g_params[c, i, b, k, d] += w1 * ri[i + 1]
+                        if W[k] != 0.0:
+                            for i in range(NP):
+                                if needs[i]:
+                                    g_params[c, i, b, k, d] -= W[k] * gl[k, i + 1]
+                    W[k] += mu * E[k]
+                    if need_logits:
+                        g_logits[c, b, k] -= mu * E[k]
+
+
 # -- instances ---------------------------------------------------------------------------------
 
 _INSTANCES: dict[tuple, object] = {}
 _LOCK = threading.Lock()
+_RUN_LOCK = threading.Lock()
+
+
+class _Serialised:
+    """A compiled kernel whose calls hold _RUN_LOCK (one parallel kernel at a time)."""
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+
+    @property
+    def stats(self):
+        return self.dispatcher.stats
+
+    def __call__(self, *args):
+        with _RUN_LOCK:
+            return self.dispatcher(*args)
 
 
 def instance(skeleton, tag: str, **bound):
@@ -116,7 +239,7 @@ def instance(skeleton, tag: str, **bound):
             fn = types.FunctionType(skeleton.__code__, g, skeleton.__name__)
             fn.__qualname__ = f"{skeleton.__name__}__{bind.safe(tag)}"
             fn.__module__ = skeleton.__module__
-            kernel = _INSTANCES[key] = bind.njit(fn, parallel=True)
+            kernel = _INSTANCES[key] = _Serialised(bind.njit(fn, parallel=True))
         return kernel
 
 
@@ -193,3 +316,46 @@ def run_backward(grad_sf, inside_sf, x, g, P, need_value: bool):
     for c in range(1, partials.shape[0]):
         grads += partials[c]
     return (gvalue if need_value else None), grads
+
+
+MIXTURE_TASKS = 64  # (row chunk, column) tasks of the mixture backward, at least
+_MIXTURE_FORMULAS = {
+    "LOG_PROB": "log_prob",
+    "CDF": "cdf",
+    "SF": "sf",
+    "LOG_PROB_GRAD": "log_prob_grad",
+    "IMPLICIT_GRAD": "implicit_grad",
+    "INSIDE": "in_support",
+}
+
+
+def run_mixture_backward(fns, z, g, logw, P, needs):
+    """(grad logits (NB, K) or None, [grad param (NB, K, D) or None]) of Σ g z, z held by the
+    mixture's implicit map (``mixture_backward``). ``fns(name)``: the family's formula ``name``;
+    z, g: float64 (M, NB, D); logw: (NB, K); P: (NB, K, D, NP); ``needs`` = (logits?,
+    param_1?, ...). The row chunks depend on the shape alone: the sums do not depend on the
+    thread count."""
+    NB, K, D, NP = P.shape
+    M = z.size // max(NB * D, 1)
+    chunks = max(1, min(M, -(-MIXTURE_TASKS // max(NB, 1))))
+    rows = max(1, -(-M // chunks))
+    chunks = max(1, -(-M // rows))
+    need_logits = bool(needs[0])
+    need_params = np.array([bool(n) for n in needs[1:]], dtype=np.bool_)
+    g_logits = np.zeros((chunks, NB, K))
+    g_params = np.zeros((chunks if need_params.any() else 1, NP, NB, K, D))
+    bound = {key: fns(name) for key, name in _MIXTURE_FORMULAS.items()}
+    tag = ".".join(_tag(sf, key) for key, sf in bound.items()) + f".mixture{NP}"
+    kernel = instance(mixture_backward, tag, NP=NP, **bound)
+    if M and NB and K:
+        zf, gf = z.reshape(-1), g.reshape(-1)
+        kernel(g_logits, g_params, zf, gf, logw, P, need_logits, need_params, rows)
+    # chunks are added in chunk order: the sum does not depend on the thread count
+    out_logits = g_logits[0].copy() if need_logits else None
+    out_params = g_params[0].copy()
+    for c in range(1, chunks):
+        if need_logits:
+            out_logits += g_logits[c]
+        if need_params.any():
+            out_params += g_params[c]
+    return out_logits, [out_params[i] if need_params[i] else None for i in range(NP)]

@@ -208,15 +208,18 @@ def family_backward_kernel(
 ):
     """r = FN(x, θ) = (d/dx, d/dθ_1, ...): gvalue = g r_0 per element; g r_(k+1) summed over
     this program's rows into one partial per column (program (column block, row split)); zero
-    outside the support (INSIDE) and where g = 0."""
+    outside the support (INSIDE) and where g = 0.
+
+    WIDE: the parameters are loaded again for every row tile (under the tile's mask, so the
+    compiler cannot hoist them): hoisted, the parameter-only parts of a special-function
+    formula (log B(df/2, 1/2), ...) stay live across the whole row loop (StudentT's implicit
+    backward: 197 registers instead of 162)."""
     cols = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     cmask = cols < NB
     ps = ()
-    for k in tl.static_range(len(p_ptrs)):
-        p = tl.load(p_ptrs[k] + cols, mask=cmask, other=1.0)[None, :]
-        if WIDE:
-            p = p.to(tl.float64)
-        ps = ps + (p,)
+    if not WIDE:
+        for k in tl.static_range(len(p_ptrs)):
+            ps = ps + (tl.load(p_ptrs[k] + cols, mask=cmask, other=1.0)[None, :],)
     accs = ()
     for _k in tl.static_range(len(p_ptrs)):
         accs = accs + (tl.zeros([BLOCK_M, BLOCK_B], dtype=tl.float64),)
@@ -225,13 +228,17 @@ def family_backward_kernel(
     for start in range(m0, m1, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)
         mask = (rows < m1)[:, None] & cmask[None, :]
+        if WIDE:
+            qs = _load_params(p_ptrs, cols[None, :], mask, WIDE)
+        else:
+            qs = ps
         idx = rows.to(tl.int64)[:, None] * NB + cols[None, :]
         x = tl.load(x_ptr + idx, mask=mask, other=1.0)
         if WIDE:
             x = x.to(tl.float64)
         g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(tl.float64)
-        r = emap(FN, x, *ps)
-        ok = mask & (g != 0.0) & (emap(INSIDE, x, *ps) != 0)
+        r = emap(FN, x, *qs)
+        ok = mask & (g != 0.0) & (emap(INSIDE, x, *qs) != 0)
         if NEED_VALUE:
             tl.store(gvalue_ptr + idx, tl.where(ok, g * r[0].to(tl.float64), 0.0), mask=mask)
         new = ()
@@ -247,10 +254,30 @@ def family_backward_kernel(
 # -- launchers --------------------------------------------------------------------------------
 
 
-def _block(n: int) -> int:
+def _block(n: int, wide: bool = False, fp64: bool = False) -> int:
+    """Elements a program. On a GPU (4 warps, 128 threads a program): one element a thread for
+    float64 computations (the special-function (wide) formulas, or float64 data), whose
+    per-element code would otherwise be interleaved for several elements and spill; four for
+    float32 ones."""
     if interpreting():  # the interpreter pays per program, not per element
         return max(16, min(triton.next_power_of_2(max(n, 1)), 1 << 16))
-    return 512
+    return 128 if wide or fp64 else 512
+
+
+# registers a thread may use in a float64 computation (tools/kernel_resources.py's target)
+MAX_REGISTERS_FP64 = 168
+
+
+def _family_options(wide: bool, fp64: bool) -> dict:
+    """Launch options of the family kernels for a computation in float64 (wide, or float64
+    data) or float32; the interpreter takes none. A float64 computation gets its register
+    budget as maxnreg: told nothing, ptxas keeps some at 64 registers and spills (Beta's
+    log_prob backward: 64 registers and 8 to 112 bytes of stack, 70 and none with the budget).
+    Float32 ones get none: there the budget only lets ptxas take more registers (Normal's sample:
+    70 -> 96), which costs occupancy."""
+    if interpreting() or not (wide or fp64):
+        return {}
+    return {"maxnreg": MAX_REGISTERS_FP64}
 
 
 def run_family_map(sf, x, params, wide: bool):
@@ -261,10 +288,12 @@ def run_family_map(sf, x, params, wide: bool):
     n = x.numel()
     if n:
         nb = max(params[0].numel(), 1)
-        block = _block(n)
+        fp64 = x.dtype == torch.float64
+        block = _block(n, wide, fp64)
         family_map_kernel[(triton.cdiv(n, block),)](
-            x, tuple(params), out, n, nb, FN=sf.triton(), WIDE=wide, BLOCK=block
-        )
+            x, tuple(params), out, n, nb, FN=sf.triton(), WIDE=wide, BLOCK=block,
+            **_family_options(wide, fp64),
+        )  # fmt: skip
     return out
 
 
@@ -275,10 +304,12 @@ def run_family_sample(sf, params, n: int, seed: int, dtype, wide: bool):
     out = torch.empty(n, dtype=dtype, device=params[0].device)
     if n:
         nb = max(params[0].numel(), 1)
-        block = _block(n)
+        fp64 = dtype == torch.float64
+        block = _block(n, wide, fp64)
         family_sample_kernel[(triton.cdiv(n, block),)](
-            tuple(params), out, n, nb, seed, FN=sf.triton(), WIDE=wide, BLOCK=block
-        )
+            tuple(params), out, n, nb, seed, FN=sf.triton(), WIDE=wide, BLOCK=block,
+            **_family_options(wide, fp64),
+        )  # fmt: skip
     return out
 
 
@@ -288,8 +319,8 @@ def run_family_backward(grad_sf, inside_sf, x, g, params, needs, wide: bool):
 
     nb = max(params[0].numel(), 1)
     M = x.numel() // nb
-    # 512 elements a program (4 a thread) keeps the accumulators of every parameter in registers
-    total = 1 << 12 if interpreting() else 512
+    fp64 = x.dtype == torch.float64
+    total = 1 << 12 if interpreting() else _block(0, wide, fp64)
     block_b = min(triton.next_power_of_2(nb), total)
     block_m = max(total // block_b, 1)
     col_blocks = triton.cdiv(nb, block_b)
@@ -310,37 +341,45 @@ def run_family_backward(grad_sf, inside_sf, x, g, params, needs, wide: bool):
         x, g, tuple(params), gvalue, partials, M, nb, m_per_split,
         FN=grad_sf.triton(), INSIDE=inside_sf.triton(), NEED_VALUE=bool(need_value),
         NEEDS=need_params, WIDE=wide, BLOCK_M=block_m, BLOCK_B=block_b,
+        **_family_options(wide, fp64),
     )  # fmt: skip
     grads = [p.sum(dim=0) if n else None for p, n in zip(partials, need_params, strict=True)]
     return (gvalue if need_value else None), grads
 
 
-def family_kernel_resources(module, n_params: int, dtype: str, wide: bool, arch: int = 90):
-    """{kernel: {'registers', 'stack'}} of the family kernels specialised on a scalar-formula
-    module (its implicit_grad, log_prob_grad, log_prob and sample), compiled for sm_<arch>."""
+def family_kernel_resources(family, dtype: str, arch: int = 90) -> dict:
+    """{kernel: {'registers', 'stack'}} of the family kernels specialised on ``family``'s
+    formulas (irtgen.runtime.family.Family), compiled for sm_<arch> with the tiles and options
+    the launchers use on a GPU."""
+    m = family.module
     ptr = "*" + dtype
-    ps = (ptr,) * n_params
+    ps = (ptr,) * len(family.param_names)
+    fp64 = dtype == "fp64"
     out = {}
+
+    def compiled(kernel, sig, cx, wide):
+        sig = {**sig, **dict.fromkeys(cx, "constexpr")}
+        return resource_usage(compile_kernel(kernel, sig, cx, arch, **_family_options(wide, fp64)))
+
     sig = {"x_ptr": ptr, "p_ptrs": ps, "out_ptr": ptr, "N": "i64", "NB": "i64"}
-    for name in ("log_prob", "cdf", "icdf"):
-        cx = {"FN": getattr(module, name).triton(), "WIDE": wide, "BLOCK": 512}
-        c = compile_kernel(family_map_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch)
-        out[f"{name} map"] = resource_usage(c)
+    for name in ("log_prob", "cdf", "sf", "icdf"):
+        wide = family.wide(name)
+        cx = {"FN": getattr(m, name).triton(), "WIDE": wide, "BLOCK": _block(0, wide, fp64)}
+        out[f"{name} map"] = compiled(family_map_kernel, sig, cx, wide)
     sig = {"p_ptrs": ps, "out_ptr": ptr, "N": "i64", "NB": "i64", "seed": "i64"}
-    cx = {"FN": module.sample.triton(), "WIDE": wide, "BLOCK": 512}
-    c = compile_kernel(family_sample_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch)
-    out["sample"] = resource_usage(c)
-    for name in ("implicit_grad", "log_prob_grad"):
+    wide = family.wide("sample")
+    cx = {"FN": m.sample.triton(), "WIDE": wide, "BLOCK": _block(0, wide, fp64)}
+    out["sample"] = compiled(family_sample_kernel, sig, cx, wide)
+    for name in ("implicit", "log_prob", "cdf"):
+        wide = family.wide(name)
         sig = {"x_ptr": ptr, "g_ptr": ptr, "p_ptrs": ps, "gvalue_ptr": "*fp64"}
-        sig.update({"partial_ptrs": ("*fp64",) * n_params, "M": "i64", "NB": "i64"})
+        sig.update({"partial_ptrs": ("*fp64",) * len(ps), "M": "i64", "NB": "i64"})
         sig["M_PER_SPLIT"] = "i64"
-        cx = {"FN": getattr(module, name).triton(), "INSIDE": module.in_support.triton()}
-        cx.update({"NEED_VALUE": True, "NEEDS": (True,) * n_params, "WIDE": wide})
-        cx.update({"BLOCK_M": 4, "BLOCK_B": 128})  # run_family_backward's tile for NB >= 128
-        c = compile_kernel(
-            family_backward_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch
-        )
-        out[f"{name.replace('_grad', '')} backward"] = resource_usage(c)
+        cx = {"FN": getattr(m, f"{name}_grad").triton(), "INSIDE": m.in_support.triton()}
+        cx.update({"NEED_VALUE": True, "NEEDS": (True,) * len(ps), "WIDE": wide})
+        # run_family_backward's tile for NB >= 128
+        cx.update({"BLOCK_M": _block(0, wide, fp64) // 128, "BLOCK_B": 128})
+        out[f"{name} backward"] = compiled(family_backward_kernel, sig, cx, wide)
     return out
 
 
@@ -462,6 +501,10 @@ def mixture_backward_kernel(
             at = (rows * NB + b) * D + d
             z = tl.load(z_ptr + at, mask=rmask, other=1.0)[:, None]
             g = tl.load(g_ptr + at, mask=rmask, other=0.0).to(tl.float64)
+            # the derivative formulas first, while few tile values are live: the heavy ones of
+            # the special-function families then run without spilling the tile to local memory
+            gi = emap(IMPLICIT_GRAD, z, *ps)
+            gl = emap(LOG_PROB_GRAD, z, *ps)
             inside = (emap(INSIDE, z, *ps) != 0) & mask
             lq = tl.where(inside, emap(LOG_PROB, z, *ps).to(tl.float64), -float("inf"))
             F = emap(CDF, z, *ps).to(tl.float64)
@@ -482,12 +525,10 @@ def mixture_backward_kernel(
             Sbar = tl.sum(r * S, axis=1)[:, None]
             # F_kd - Fbar_d from the survival functions where Fbar_d > 1/2
             E = r_over_p * tl.where(Fbar <= 0.5, F - Fbar, Sbar - S)
-            gl = emap(LOG_PROB_GRAD, z, *ps)
             sW = tl.where(inside & (W != 0.0), gl[0].to(tl.float64) * W, 0.0)
             mu = tl.where(rmask, g - tl.sum(sW, axis=1), 0.0)[:, None]
             out = ((tl.program_id(1) * NB + b) * K + ks) * D + d
             if len(p_ptrs) > 0:
-                gi = emap(IMPLICIT_GRAD, z, *ps)
                 weight = mu * rho
                 for i in tl.static_range(len(p_ptrs)):
                     if NEEDS[i]:
@@ -510,7 +551,7 @@ def run_mixture_sample(pick_sf, sample_sf, cum, params, N: int, NB, K, D, seeds,
 
     out = torch.empty((N, D), dtype=dtype, device=cum.device)
     if N:
-        block = _block(N)
+        block = _block(N, wide)
         mixture_sample_kernel[(triton.cdiv(N, block),)](
             cum, tuple(params), out, N, NB, K, D, seeds[0], seeds[1],
             PICK=pick_sf.triton(), SAMPLE=sample_sf.triton(), WIDE=wide, BLOCK=block,
@@ -518,16 +559,18 @@ def run_mixture_sample(pick_sf, sample_sf, cum, params, N: int, NB, K, D, seeds,
     return out
 
 
-# tile elements (BLOCK_M x BLOCK_K) of one program of the mixture backward; the compiled budget
-# keeps every tile variable in registers (tools/kernel_resources.py --mixture)
-MIXTURE_TILE = 256
-MIXTURE_TILE_INTERPRETED = 1 << 14  # the interpreter pays per program, not per element
+def _mixture_tile(wide: bool) -> int:
+    """Tile elements (BLOCK_M x BLOCK_K) of one program of the mixture backward. On a GPU (4
+    warps): two elements a thread, one for the special-function (wide) families, whose
+    per-element code would otherwise be interleaved for several elements and spill."""
+    if interpreting():  # the interpreter pays per program, not per element
+        return 1 << 14
+    return 128 if wide else 256
 
 
-def mixture_backward_fits(K: int) -> bool:
+def mixture_backward_fits(K: int, wide: bool) -> bool:
     """Whether ``mixture_backward_kernel`` takes K components in one tile."""
-    tile = MIXTURE_TILE_INTERPRETED if interpreting() else MIXTURE_TILE
-    return triton.next_power_of_2(K) <= tile
+    return triton.next_power_of_2(K) <= _mixture_tile(wide)
 
 
 _MIXTURE_FORMULAS = {
@@ -547,14 +590,15 @@ def _mixture_formulas(fns) -> dict:
     return {key: get(name).triton() for key, name in _MIXTURE_FORMULAS.items()}
 
 
-def run_mixture_backward(fns, z, g, logw, params, M, NB, K, D, needs):
+def run_mixture_backward(fns, z, g, logw, params, M, NB, K, D, needs, wide: bool):
     """(grad logits (NB, K) float64 or None, [grad param (NB, K, D) float64 or None]) of
     Σ g z, z held by the mixture's implicit map. ``fns``: the family's formulas (a generated
     module, or ``Family.fn``); ``z``, ``g``: (M, NB, D);
-    ``logw``: float64 (NB, K) log weights; ``params``: each (NB, K, D); all contiguous."""
+    ``logw``: float64 (NB, K) log weights; ``params``: each (NB, K, D); all contiguous; ``wide``:
+    a special-function family (z and the parameters in float64)."""
     import torch
 
-    tile = MIXTURE_TILE_INTERPRETED if interpreting() else MIXTURE_TILE
+    tile = _mixture_tile(wide)
     block_k = triton.next_power_of_2(K)
     block_m = max(1, min(triton.next_power_of_2(max(M, 1)), tile // block_k))
     programs = (
@@ -585,30 +629,34 @@ def run_mixture_backward(fns, z, g, logw, params, M, NB, K, D, needs):
     return out_logits, out_params
 
 
-def mixture_kernel_resources(
-    module, n_params: int, dtype: str, wide: bool, K: int = 8, arch: int = 90
-):
-    """{kernel: {'registers', 'stack'}} of the mixture kernels specialised on a scalar-formula
-    module, compiled for sm_<arch>, the backward with the tile run_mixture_backward takes for K
-    components."""
+def mixture_kernel_resources(family, dtype: str, K: int = 8, arch: int = 90) -> dict:
+    """{kernel: {'registers', 'stack'}} of the mixture kernels specialised on ``family``'s
+    formulas (irtgen.runtime.family.Family), compiled for sm_<arch> with the tiles the launchers
+    use on a GPU (the backward's for K components)."""
     from irtgen.scalar import random as rnd
 
+    m = family.module
     ptr = "*" + dtype
-    ps = (ptr,) * n_params
+    ps = (ptr,) * len(family.param_names)
     out = {}
     sig = {"cum_ptr": "*fp64", "p_ptrs": ps, "out_ptr": ptr, "N": "i64", "NB": "i64"}
     sig.update({"K": "i64", "D": "i64", "seed_pick": "i64", "seed": "i64"})
-    cx = {"PICK": rnd.uniform.triton(), "SAMPLE": module.sample.triton(), "WIDE": wide}
-    cx["BLOCK"] = 512
+    wide = family.wide("sample")
+    cx = {"PICK": rnd.uniform.triton(), "SAMPLE": m.sample.triton(), "WIDE": wide}
+    cx["BLOCK"] = _block(0, wide)
     c = compile_kernel(mixture_sample_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch)
     out["mixture sample"] = resource_usage(c)
+    if family.wide_gradients:  # run_mixture_backward computes these families in float64
+        ptr = "*fp64"
+        ps = (ptr,) * len(family.param_names)
     sig = {"z_ptr": ptr, "g_ptr": ptr, "logw_ptr": "*fp64", "p_ptrs": ps}
-    sig.update({"dlogits_ptr": "*fp64", "dp_ptrs": ("*fp64",) * n_params})
+    sig.update({"dlogits_ptr": "*fp64", "dp_ptrs": ("*fp64",) * len(ps)})
     sig.update(dict.fromkeys(("M", "NB", "K", "D", "M_PER_SPLIT"), "i64"))
-    cx = _mixture_formulas(module)
+    cx = _mixture_formulas(m)
     block_k = triton.next_power_of_2(K)
-    cx.update({"NEED_LOGITS": True, "NEEDS": (True,) * n_params})
-    cx.update({"BLOCK_M": max(1, MIXTURE_TILE // block_k), "BLOCK_K": block_k})
+    cx.update({"NEED_LOGITS": True, "NEEDS": (True,) * len(ps)})
+    cx["BLOCK_M"] = max(1, _mixture_tile(family.wide_gradients) // block_k)
+    cx["BLOCK_K"] = block_k
     c = compile_kernel(mixture_backward_kernel, {**sig, **dict.fromkeys(cx, "constexpr")}, cx, arch)
     out["mixture backward"] = resource_usage(c)
     return out

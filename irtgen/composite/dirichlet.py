@@ -3,10 +3,10 @@ Gamma and Beta families (no kernel of its own).
 
 Sampling. z = G/ΣG with G_k ~ Gamma(α_k, 1) independent, normalized in log space:
 z = softmax(log G). Tiny concentrations (α = 1e-3) give log G of about -1000·Exp(1), where every
-G underflows and G/ΣG would be 0/0; log G stays finite. The torch path draws log G with
-``torch_variates.log_standard_gamma``; the Triton path runs the Gamma family's sample kernel at
-α' = α + 1 for α < 1 (α otherwise) and adds the same boost the samplers use,
-log G(α) = log G(α + 1) + log(U)/α, in torch.
+G underflows and G/ΣG would be 0/0; log G stays finite. log G is the scalar variate
+``irtgen.scalar.random.log_standard_gamma`` (Marsaglia-Tsang, boosted in log space for α < 1),
+keyed by (Philox seed, element index): numba's sample kernel on the CPU and Triton's on CUDA draw
+the same numbers for the same generator state.
 
 Gradients. Both estimators move z along the simplex, dz_i/dα_j = c_j (δ_ij − z_i)/(1 − z_j), so
 that for an upstream gradient g = ∂L/∂z
@@ -42,11 +42,11 @@ coordinates) gives a gamma/beta variance ratio of at least 1.00 in all 28 cases 
 α = (10, 10, 10) and (100, 200, 300); 1.00–1.05 for mixed α such as (0.1, 1, 10), where the
 smallest α's coordinate dominates and the two couplings nearly coincide. The beta estimator
 also is a function of z alone (hence ``reparameterize(z)``). Its cost: the incomplete-beta
-ratios take about 10x the incomplete-gamma ratio per element on the torch path (~15 µs against
-~1.5 µs on one CPU core); ``grad="gamma"`` is the cheaper choice where that matters more.
+ratios take several times the incomplete-gamma ratio per element; ``grad="gamma"`` is the
+cheaper choice where that matters more.
 
 Both backends: CUDA tensors (or ``IRTGEN_BACKEND=triton``) run the Gamma and Beta families'
-Triton kernels, CPU tensors the generated torch code. Computation is in float64 for every input
+formulas in Triton's kernels, CPU tensors in numba's. Computation is in float64 for every input
 dtype (log-space normalization of draws of ~1e-300); samples and gradients are returned in the
 concentration's dtype.
 
@@ -84,8 +84,9 @@ from torch.library import custom_op
 from irtgen.generated import beta as _beta
 from irtgen.generated import gamma as _gamma
 from irtgen.runtime import launch, library, ops, rng
-from irtgen.runtime import torch_variates as tv
 from irtgen.runtime.backend import select_backend
+from irtgen.scalar import random as rnd
+from irtgen.scalar import scalar
 
 __all__ = ["ESTIMATORS", "Dirichlet"]
 
@@ -168,8 +169,8 @@ def _beta_weighted(parts: _Parts, e: torch.Tensor, alpha: torch.Tensor) -> torch
     """D_j e_j per element, D_j = dz_j/dα_j of Beta(α_j, β_j) at fixed β_j = Σ_{k≠j} α_k.
 
     The top component is evaluated mirrored: with y = 1 − z_j ~ Beta(β_j, α_j),
-    D_j = −dy/d(second shape). One call of the Beta family's implicit backward (the generated
-    torch formula or the Triton kernel), per element.
+    D_j = −dy/d(second shape). One call of the Beta family's implicit backward (numba's or
+    Triton's kernel), per element.
     """
     shape = parts.z.shape
     a = alpha.expand(shape)
@@ -221,17 +222,29 @@ def _grad_concentration(estimator, parts, g, alpha, logg=None) -> torch.Tensor:
 # -- sampling --------------------------------------------------------------------------------
 
 
+@scalar
+def _log_gamma_variate(seed, offset, a):
+    """log G, G ~ Gamma(a, 1), for element ``offset`` of a draw keyed by ``seed``."""
+    return rnd.log_standard_gamma(a, seed, offset, 0)
+
+
 def _log_gamma_draws(alpha: torch.Tensor, shape: torch.Size, generator) -> torch.Tensor:
-    """log G, G_k ~ Gamma(α_k, 1), of ``shape`` (sample + batch + event), float64."""
-    if select_backend(alpha.device) == "torch":
-        return tv.log_standard_gamma(alpha.expand(shape), generator)
-    # The Gamma family's kernel returns G itself, which underflows for tiny α: draw G(α + 1)
-    # there and apply the samplers' boost G(α) = G(α + 1) U^(1/α) in log space here.
-    small = alpha < 1.0
-    shifted = torch.where(small, alpha + 1.0, alpha)
-    g = ops.draw(_gamma.FAMILY, shape, (shifted, torch.ones_like(shifted)), alpha.shape, generator)
-    u = rng.uniform(shape, _WORK, alpha.device, generator)
-    return torch.log(g) + torch.where(small, torch.log(u) / alpha, 0.0)
+    """log G, G_k ~ Gamma(α_k, 1), of ``shape`` (sample + batch + event), float64: element i of
+    the flat draw is ``_log_gamma_variate(seed, i, α)`` (the same on both backends)."""
+    alpha = alpha.to(_WORK).expand(shape[len(shape) - alpha.dim() :]).contiguous().reshape(-1)
+    n = math.prod(shape)
+    seed = rng.philox_seed(alpha.device, generator)
+    if select_backend(alpha.device) == "triton":
+        from irtgen.compilers import gpu
+
+        out = gpu.run_family_sample(_log_gamma_variate, [alpha], n, seed, _WORK, True)
+    else:
+        from irtgen.compilers import cpu
+
+        cpu.set_threads(torch.get_num_threads())
+        P = alpha.reshape(-1, 1).numpy()
+        out = torch.from_numpy(cpu.run_sample(_log_gamma_variate, P, n, seed))
+    return out.reshape(shape)
 
 
 # -- custom ops (torch.compile) ----------------------------------------------------------------

@@ -8,8 +8,9 @@ of ``irtgen.composite.mixture`` with equal weights):
     dz/dx_i = rho_i(z),    dz/dh = sum_i rho_i(z) (z - x_i)/h,    rho_i = k_i(z)/sum_j k_j(z)
 
 so "differentiate through the distribution of my data" needs no hand-written gradient. The
-backward processes samples in chunks (samples x data points bounded per chunk), so thousands of
-data points and samples are fine.
+backward never holds a samples x data points tensor (the mixture's fused kernels keep one
+sample's data points at a time; on Triton, more points than one tile takes run as tensor code
+over chunks of samples), so thousands of data points and samples are fine.
 """
 
 from __future__ import annotations

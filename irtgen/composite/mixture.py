@@ -26,15 +26,20 @@ W_kd = sum_(d'>d) mu_d' E_kd':
     grad logit_k   = -sum_d mu_d E_kd
     grad θ_kd      = mu_d rho_kd dz_kd/dθ_kd - W_kd ∂log q_kd/∂θ_kd,  rho_kd = r_kd q_kd/p_d
 
-in O(K D) per sample. Posterior weights are formed in log space and F_kd - Fbar_d from the survival functions in
-upper tails. On the Triton backend each direction is one kernel of the component family's
-generated module: ``mixture_sample_kernel`` (component choice and the component's draw) and
-``mixture_backward_kernel`` (the loops over K and D above, one program per batch column and
-range of samples, deterministic partial sums). On the torch path the same formulas run as
-tensor code over chunks of samples, with the family's own generated formulas (log q, F,
-S = 1 - F, ∂log q/∂z, the implicit gradient, ∂log q/∂θ), so a mixture of thousands of
-components (``Empirical``) does not materialise a samples x components tensor of unbounded
-size.
+in O(K D) per sample. Posterior weights are formed in log space and F_kd - Fbar_d from the
+survival functions in upper tails.
+
+Kernels. Each direction is one kernel written once and specialised on the component family's
+scalar formulas (log q, F, S = 1 - F, ∂log q/∂(z, θ), the implicit gradient, the support test):
+``irtgen.compilers.cpu.mixture_backward`` (numba, one task per row chunk and batch column) and
+``irtgen.compilers.gpu.mixture_backward_kernel`` (Triton, one program per batch column and range
+of samples, the K components of a sample in one tile), both with deterministic partial sums.
+Draws: draw n picks its component from ``random.uniform(seed_pick, n)`` and dimension d is the
+family's sampler at element n D + d (``gpu.mixture_sample_kernel``; on the CPU numba's sample
+kernel and a search of the cumulative weights), the same numbers on both backends. On Triton a
+mixture of more components than one tile holds (``Empirical`` of thousands of points) runs the
+same formulas as tensor code over chunks of samples (``_mixture_backward_chunked``), which does
+not materialise a samples x components tensor of unbounded size.
 
 torch.compile. Both directions are torch.library custom ops, so ``torch.compile(fullgraph=True)``
 sees opaque nodes that run exactly the eager code: ``irtgen::mixture_sample`` (the component pick
@@ -54,9 +59,10 @@ from torch.distributions import MixtureSameFamily as _TorchMixture
 from torch.library import custom_op
 
 from irtgen.runtime import launch, library, ops, rng
-from irtgen.runtime.backend import interpreting, select_backend
+from irtgen.runtime.backend import select_backend
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
+from irtgen.scalar import random as rnd
 
 # samples x components x dimensions per chunk of the backward
 _CHUNK_ELEMENTS = 1 << 20
@@ -85,59 +91,69 @@ def _components(component_distribution):
 
 
 def _mixture_backward(family: Family, z, logits, params, grad, needs):
-    """Dispatch to the fused Triton kernel or the torch code (see _mixture_backward_torch)."""
-    if select_backend(z.device) == "triton":
+    """Dispatch to the fused numba or Triton kernel; Triton with more components than one
+    program's tile takes the chunked tensor code (_mixture_backward_chunked) instead."""
+    if select_backend(z.device) == "numba":
+        return _mixture_backward_numba(family, z, logits, params, grad, needs)
+    from irtgen.compilers import gpu
+
+    if gpu.mixture_backward_fits(logits.shape[-1], family.wide_gradients):
         return _mixture_backward_triton(family, z, logits, params, grad, needs)
-    return _mixture_backward_torch(family, z, logits, params, grad, needs)
+    return _mixture_backward_chunked(family, z, logits, params, grad, needs)
 
 
-def _next_pow2(n: int) -> int:
-    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+def _mixture_backward_numba(family: Family, z, logits, params, grad, needs):
+    """``irtgen.compilers.cpu.mixture_backward`` specialised on the family's formulas, in
+    float64: one task per (row chunk, batch column)."""
+    from irtgen.compilers import cpu
 
-
-def _mixture_backward_triton(family: Family, z, logits, params, grad, needs):
-    """The generated ``mixture_backward_kernel``: one program per (batch column, row split)."""
-    M, D = z.shape[0], z.shape[-1]
+    cpu.set_threads(torch.get_num_threads())
+    D = z.shape[-1]
     K = logits.shape[-1]
     NB = max(math.prod(logits.shape[:-1]), 1)
-    work = torch.float64 if family.wide_gradients else z.dtype
-    dev = z.device
-    zf = z.to(work).contiguous().reshape(-1)
-    gf = grad.to(work).contiguous().reshape(-1)
-    logw = torch.log_softmax(logits.to(torch.float64), dim=-1).contiguous().reshape(-1)
-    pf = [p.to(work).contiguous().reshape(-1) for p in params]
-    block_k = _next_pow2(K)
-    budget = 1 << 14 if interpreting() else 1 << 11  # tile elements per program
-    block_m = max(1, min(_next_pow2(M), budget // block_k))
-    programs = 2 if interpreting() else 4 * launch._sm_count(dev)
-    splits = max(1, min(programs // NB, launch.triton_cdiv(M, block_m)))
-    m_per_split = launch.triton_cdiv(launch.triton_cdiv(M, splits), block_m) * block_m
-    splits = max(1, launch.triton_cdiv(M, m_per_split))
-    need_logits, need_params = needs[0], list(needs[1:])
     f64 = torch.float64
-    g_logits = torch.zeros((splits, NB, K), dtype=f64, device=dev)
-    g_params = [
-        torch.zeros((splits, NB, K, D), dtype=f64, device=dev) if need else g_logits
-        for need in need_params
-    ]
-    flags = {"_NEED_LOGITS": bool(need_logits)}
-    for i, need in enumerate(need_params):
-        flags[f"_NEED_P{i}"] = bool(need)
-    if M > 0:
-        family.kernel("mixture_backward")[(NB, splits)](
-            zf, gf, logw, *pf, g_logits, *g_params, M, NB, K, D, m_per_split,
-            _BLOCK_M=block_m, _BLOCK_K=block_k, **flags,
-        )  # fmt: skip
-    out_logits = g_logits.sum(dim=0).reshape(logits.shape) if need_logits else None
+    zf = z.detach().to(f64).contiguous().numpy()
+    gf = grad.detach().to(f64).contiguous().numpy()
+    logw = torch.log_softmax(logits.detach().to(f64), dim=-1).reshape(NB, K).contiguous().numpy()
+    P = torch.stack([p.detach().to(f64).reshape(NB, K, D) for p in params], dim=-1)
+    g_logits, g_params = cpu.run_mixture_backward(
+        family.fn, zf, gf, logw, P.contiguous().numpy(), tuple(needs)
+    )
+    out_logits = torch.from_numpy(g_logits).reshape(logits.shape) if needs[0] else None
     out_params = [
-        g.sum(dim=0).reshape(p.shape) if need else None
-        for g, p, need in zip(g_params, params, need_params, strict=True)
+        torch.from_numpy(g).reshape(p.shape) if g is not None else None
+        for g, p in zip(g_params, params, strict=True)
     ]
     return out_logits, out_params
 
 
-def _mixture_backward_torch(family: Family, z, logits, params, grad, needs):
-    """Gradients of sum(grad * z) w.r.t. logits and component params, z held by the implicit map.
+def _mixture_backward_triton(family: Family, z, logits, params, grad, needs):
+    """``irtgen.compilers.gpu.mixture_backward_kernel`` specialised on the family's formulas:
+    one program per (batch column, row split)."""
+    from irtgen.compilers import gpu
+
+    M, D = z.shape[0], z.shape[-1]
+    K = logits.shape[-1]
+    NB = max(math.prod(logits.shape[:-1]), 1)
+    work = torch.float64 if family.wide_gradients else z.dtype
+    zf = z.to(work).contiguous()
+    gf = grad.to(work).contiguous()
+    logw = torch.log_softmax(logits.to(torch.float64), dim=-1).contiguous()
+    pf = [p.to(work).contiguous() for p in params]
+    g_logits, g_params = gpu.run_mixture_backward(
+        family.fn, zf, gf, logw, pf, M, NB, K, D, tuple(needs), family.wide_gradients
+    )
+    out_logits = g_logits.reshape(logits.shape) if g_logits is not None else None
+    out_params = [
+        g.reshape(p.shape) if g is not None else None for g, p in zip(g_params, params, strict=True)
+    ]
+    return out_logits, out_params
+
+
+def _mixture_backward_chunked(family: Family, z, logits, params, grad, needs):
+    """Gradients of sum(grad * z) w.r.t. logits and component params, z held by the implicit map,
+    as tensor code over chunks of samples (the family's formulas in its own kernels), for
+    mixtures of more components than the fused Triton kernel takes.
 
     Shapes: z and grad (M, *B, D); logits (*B, K); params broadcast to (*B, K, D). Returns
     (grad logits or None, [grad param or None]) with the shapes of logits and params.
@@ -236,53 +252,60 @@ def _reparameterize_backward(family: Family, univariate: bool, z, grad, logits, 
 
 def _draw(family: Family, univariate: bool, probs, params, sample_shape: torch.Size, generator):
     """Draws of shape sample_shape + B [+ (D,)]: a component index from the mixture weights
-    ``probs`` (B + (K,)), then that component's draw; ``params`` broadcast to B + (K,) [+ (D,)]."""
+    ``probs`` (B + (K,)), then that component's draw; ``params`` broadcast to B + (K,) [+ (D,)].
+
+    Draw n (of the N = |sample_shape + B| draws) picks component k = #{j < K - 1 : u_n > cum_j}
+    with u_n = ``random.uniform(seed_pick, n)`` and the cumulative weights cum (float64), and
+    its dimension d is the family's sampler at (seed, n D + d) with component k's parameters:
+    the same numbers on every backend (numba on the CPU, ``gpu.mixture_sample_kernel`` on
+    Triton) for the same generator state."""
     batch_shape = probs.shape[:-1]
     work, result = launch.compute_dtype(*params)
-    shape = sample_shape + batch_shape  # S + B
+    K = probs.shape[-1]
+    D = 1 if univariate else params[0].shape[-1]
     probs = probs.to(torch.float64)
     cum = torch.cumsum(probs, dim=-1)
-    cum = cum / cum[..., -1:]
-    if select_backend(probs.device) == "triton":
-        z = _draw_triton(family, univariate, sample_shape, cum, params, work, generator)
-        return z.to(result)
-    u = rng.uniform(shape, torch.float64, probs.device, generator)
-    cum_e = cum.expand(shape + cum.shape[-1:]).contiguous()
-    k = torch.searchsorted(cum_e, u.unsqueeze(-1)).clamp_max(cum.shape[-1] - 1)  # (S+B, 1)
-    if univariate:
-        chosen = [
-            torch.gather(p.to(work).expand(shape + p.shape[-1:]), -1, k).squeeze(-1) for p in params
-        ]
-        out_shape = shape
-    else:
-        D = params[0].shape[-1]
-        idx = k.unsqueeze(-1).expand(shape + (1, D))
-        chosen = [
-            torch.gather(p.to(work).expand(shape + p.shape[-2:]), -2, idx).squeeze(-2)
-            for p in params
-        ]
-        out_shape = shape + (D,)
-    z = ops.draw(family, out_shape, chosen, out_shape, generator)
-    return z.to(result)
-
-
-def _draw_triton(family: Family, univariate: bool, sample_shape, cum, params, work, generator):
-    """The generated ``mixture_sample_kernel``: pick and draw in one pass."""
-    batch_shape = cum.shape[:-1]
-    K = cum.shape[-1]
-    D = 1 if univariate else params[0].shape[-1]
+    cum = (cum / cum[..., -1:]).contiguous()
     full = batch_shape + (K, D)
-    pf = [(p.unsqueeze(-1) if univariate else p).to(work).expand(full).contiguous() for p in params]
-    cum = cum.expand(batch_shape + (K,)).contiguous()
-    out = torch.empty(sample_shape + batch_shape + (D,), dtype=work, device=cum.device)
+    pd = [(p.unsqueeze(-1) if univariate else p).expand(full) for p in params]
     NB = max(math.prod(batch_shape), 1)
-    seed_pick = rng.philox_seed(cum.device, generator)
-    seed = rng.philox_seed(cum.device, generator)
-    N = out.numel() // D
-    if N:
-        kernel = family.kernel("mixture_sample")
-        launch.launch_map(kernel, [cum, *pf], out, N, NB, K, D, seed_pick, seed)
-    return out.squeeze(-1) if univariate else out
+    N = math.prod(sample_shape) * NB
+    device = probs.device
+    seed_pick = rng.philox_seed(device, generator)
+    seed = rng.philox_seed(device, generator)
+    if select_backend(device) == "triton":
+        from irtgen.compilers import gpu
+
+        pf = [p.to(work).contiguous() for p in pd]
+        wide = family.wide("sample")
+        z = gpu.run_mixture_sample(
+            rnd.uniform, family.fn("sample"), cum, pf, N, NB, K, D, (seed_pick, seed), work, wide
+        )
+    else:
+        z = _draw_cpu(family, cum, pd, N, NB, K, D, seed_pick, seed)
+    z = z.reshape(sample_shape + batch_shape + (D,))
+    return (z.squeeze(-1) if univariate else z).to(result)
+
+
+def _draw_cpu(family: Family, cum, params, N: int, NB: int, K: int, D: int, seed_pick, seed):
+    """(N, D) float64 draws with numba: the uniforms of the pick and the family's sampler, keyed
+    by element index as in ``gpu.mixture_sample_kernel``."""
+    import numpy as np
+
+    from irtgen.compilers import cpu
+
+    cpu.set_threads(torch.get_num_threads())
+    u = torch.from_numpy(cpu.run_sample(rnd.uniform, np.empty((1, 0)), N, seed_pick))
+    rows = torch.arange(N) % NB
+    if K > 1:  # k = #{j < K - 1 : u > cum_j}, cum nondecreasing: a left search
+        bounds = cum.reshape(NB, K)[:, : K - 1].contiguous()
+        k = torch.searchsorted(bounds, u.reshape(-1, NB).T.contiguous()).T.reshape(-1)
+    else:
+        k = torch.zeros(N, dtype=torch.int64)
+    # parameter rows of the chosen components: (N, D, NP) -> (N D, NP)
+    P = torch.stack([p.reshape(NB, K, D)[rows, k] for p in params], dim=-1)
+    P = P.to(torch.float64).reshape(N * D, len(params)).contiguous().numpy()
+    return torch.from_numpy(cpu.run_sample(family.fn("sample"), P, N * D, seed)).reshape(N, D)
 
 
 # -- custom ops (torch.compile) ----------------------------------------------------------------

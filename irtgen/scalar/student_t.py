@@ -4,9 +4,10 @@ samples in df.
 
 Each element takes ONE branch with a real ``if``/``else``: the incomplete beta
 (irtgen.scalar.beta) below df = 50, otherwise one of the two 16-point quadratures of d log q/ddf
--- Gauss-Legendre for |t| <= 3, Gauss-Laguerre beyond -- unrolled with inline nodes and weights,
-so nothing is kept in local memory (see the comment above _ddf_c for the mathematics). The sums
-at the end are rendered by tools/render_student_t_quadrature.py.
+-- Gauss-Legendre for |t| <= 3, Gauss-Laguerre beyond -- with inline nodes and weights, so
+nothing is kept in local memory (see the comment above _ddf_c for the mathematics). The sums
+loop over the points of their rule, one term at a time; the sums and the rules at the end are
+rendered by tools/render_student_t_quadrature.py.
 
 The Gauss-Legendre terms exp(L_k) take a first-order correction for the rounding of
 S = t²/(df + t²) (_ddf_scale, _ddf_bulk_term). |L_k| reaches ~4.5, so that rounding alone would
@@ -163,53 +164,106 @@ def _ddf_tail_term(nu, tau, c, r):
     return _ddf_g(nu, c, s) * (s + nu / s)
 
 
-# -- the two sums, rendered by tools/render_student_t_quadrature.py ----------------------------
+# -- the two sums and their rules, rendered by tools/render_student_t_quadrature.py -----------
 
 
 @scalar
 def _ddf_bulk_sum(nu, tau, c):
-    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k): the 16-point Gauss-Legendre rule on [0, 1]
-    unrolled (each node enters as a float64 value: Triton would make a literal passed on by
-    itself a float32 constant)."""
+    """sum_k w_k q(tau p_k)/q(tau) g(tau p_k), k = 0 .. 15 in order, by the 16-point
+    Gauss-Legendre rule on [0, 1]. A loop, not unrolled: unrolled, the compilers keep
+    several terms in flight (~150 registers in float64)."""
     s, s_lo = _ddf_scale(nu, tau)
     zero = 0.0 * tau
-    acc = 0.013576229705877048 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.005299532504175033)
-    acc += 0.031126761969323947 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.02771248846338371)
-    acc += 0.04757925584124639 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.06718439880608412)
-    acc += 0.06231448562776694 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.12229779582249849)
-    acc += 0.07479799440828837 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.19106187779867811)
-    acc += 0.08457825969750127 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.2709916111713863)
-    acc += 0.09130170752246179 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.35919822461037054)
-    acc += 0.09472530522753425 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.4524937450811813)
-    acc += 0.09472530522753425 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.5475062549188188)
-    acc += 0.09130170752246179 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.6408017753896295)
-    acc += 0.08457825969750127 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.7290083888286137)
-    acc += 0.07479799440828837 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.8089381222013219)
-    acc += 0.06231448562776694 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.8777022041775016)
-    acc += 0.04757925584124639 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.9328156011939158)
-    acc += 0.031126761969323947 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.9722875115366163)
-    acc += 0.013576229705877048 * _ddf_bulk_term(nu, tau, c, s, s_lo, zero + 0.994700467495825)
+    acc = zero
+    for k in range(16):
+        p, w = _legendre_node(k, zero)
+        acc += w * _ddf_bulk_term(nu, tau, c, s, s_lo, p)
     return acc
 
 
 @scalar
 def _ddf_tail_sum(nu, tau, c):
-    """sum_k w_k f(r_k): the 16-point Gauss-Laguerre rule (weight e^-r) unrolled."""
+    """sum_k w_k f(r_k), k = 0 .. 15 in order, by the 16-point Gauss-Laguerre rule
+    (weight e^-r)."""
     zero = 0.0 * tau
-    acc = 0.206151714957801 * _ddf_tail_term(nu, tau, c, zero + 0.08764941047892784)
-    acc += 0.3310578549508842 * _ddf_tail_term(nu, tau, c, zero + 0.46269632891508083)
-    acc += 0.26579577764421414 * _ddf_tail_term(nu, tau, c, zero + 1.141057774831227)
-    acc += 0.13629693429637754 * _ddf_tail_term(nu, tau, c, zero + 2.1292836450983805)
-    acc += 0.04732892869412522 * _ddf_tail_term(nu, tau, c, zero + 3.4370866338932067)
-    acc += 0.011299900080339454 * _ddf_tail_term(nu, tau, c, zero + 5.078018614549768)
-    acc += 0.0018490709435263109 * _ddf_tail_term(nu, tau, c, zero + 7.070338535048234)
-    acc += 0.00020427191530827845 * _ddf_tail_term(nu, tau, c, zero + 9.438314336391938)
-    acc += 1.4844586873981299e-05 * _ddf_tail_term(nu, tau, c, zero + 12.21422336886616)
-    acc += 6.828319330871199e-07 * _ddf_tail_term(nu, tau, c, zero + 15.441527368781617)
-    acc += 1.8810248410796733e-08 * _ddf_tail_term(nu, tau, c, zero + 19.180156856753136)
-    acc += 2.8623502429738814e-10 * _ddf_tail_term(nu, tau, c, zero + 23.515905693991908)
-    acc += 2.1270790332241028e-12 * _ddf_tail_term(nu, tau, c, zero + 28.57872974288214)
-    acc += 6.297967002517868e-15 * _ddf_tail_term(nu, tau, c, zero + 34.58339870228662)
-    acc += 5.050473700035513e-18 * _ddf_tail_term(nu, tau, c, zero + 41.94045264768833)
-    acc += 4.161462370372855e-22 * _ddf_tail_term(nu, tau, c, zero + 51.70116033954332)
+    acc = zero
+    for k in range(16):
+        r, w = _laguerre_node(k, zero)
+        acc += w * _ddf_tail_term(nu, tau, c, r)
     return acc
+
+
+@scalar
+def _legendre_node(k, zero):
+    """Node p_k and weight w_k of the 16-point Gauss-Legendre rule on [0, 1]."""
+    node = zero + 0.994700467495825
+    weight = zero + 0.013576229705877048
+    node = tl.where(k == 14, zero + 0.9722875115366163, node)
+    weight = tl.where(k == 14, zero + 0.031126761969323947, weight)
+    node = tl.where(k == 13, zero + 0.9328156011939158, node)
+    weight = tl.where(k == 13, zero + 0.04757925584124639, weight)
+    node = tl.where(k == 12, zero + 0.8777022041775016, node)
+    weight = tl.where(k == 12, zero + 0.06231448562776694, weight)
+    node = tl.where(k == 11, zero + 0.8089381222013219, node)
+    weight = tl.where(k == 11, zero + 0.07479799440828837, weight)
+    node = tl.where(k == 10, zero + 0.7290083888286137, node)
+    weight = tl.where(k == 10, zero + 0.08457825969750127, weight)
+    node = tl.where(k == 9, zero + 0.6408017753896295, node)
+    weight = tl.where(k == 9, zero + 0.09130170752246179, weight)
+    node = tl.where(k == 8, zero + 0.5475062549188188, node)
+    weight = tl.where(k == 8, zero + 0.09472530522753425, weight)
+    node = tl.where(k == 7, zero + 0.4524937450811813, node)
+    weight = tl.where(k == 7, zero + 0.09472530522753425, weight)
+    node = tl.where(k == 6, zero + 0.35919822461037054, node)
+    weight = tl.where(k == 6, zero + 0.09130170752246179, weight)
+    node = tl.where(k == 5, zero + 0.2709916111713863, node)
+    weight = tl.where(k == 5, zero + 0.08457825969750127, weight)
+    node = tl.where(k == 4, zero + 0.19106187779867811, node)
+    weight = tl.where(k == 4, zero + 0.07479799440828837, weight)
+    node = tl.where(k == 3, zero + 0.12229779582249849, node)
+    weight = tl.where(k == 3, zero + 0.06231448562776694, weight)
+    node = tl.where(k == 2, zero + 0.06718439880608412, node)
+    weight = tl.where(k == 2, zero + 0.04757925584124639, weight)
+    node = tl.where(k == 1, zero + 0.02771248846338371, node)
+    weight = tl.where(k == 1, zero + 0.031126761969323947, weight)
+    node = tl.where(k == 0, zero + 0.005299532504175033, node)
+    weight = tl.where(k == 0, zero + 0.013576229705877048, weight)
+    return node, weight
+
+
+@scalar
+def _laguerre_node(k, zero):
+    """Node r_k and weight w_k of the 16-point Gauss-Laguerre rule (weight e^-r)."""
+    node = zero + 51.70116033954332
+    weight = zero + 4.161462370372855e-22
+    node = tl.where(k == 14, zero + 41.94045264768833, node)
+    weight = tl.where(k == 14, zero + 5.050473700035513e-18, weight)
+    node = tl.where(k == 13, zero + 34.58339870228662, node)
+    weight = tl.where(k == 13, zero + 6.297967002517868e-15, weight)
+    node = tl.where(k == 12, zero + 28.57872974288214, node)
+    weight = tl.where(k == 12, zero + 2.1270790332241028e-12, weight)
+    node = tl.where(k == 11, zero + 23.515905693991908, node)
+    weight = tl.where(k == 11, zero + 2.8623502429738814e-10, weight)
+    node = tl.where(k == 10, zero + 19.180156856753136, node)
+    weight = tl.where(k == 10, zero + 1.8810248410796733e-08, weight)
+    node = tl.where(k == 9, zero + 15.441527368781617, node)
+    weight = tl.where(k == 9, zero + 6.828319330871199e-07, weight)
+    node = tl.where(k == 8, zero + 12.21422336886616, node)
+    weight = tl.where(k == 8, zero + 1.4844586873981299e-05, weight)
+    node = tl.where(k == 7, zero + 9.438314336391938, node)
+    weight = tl.where(k == 7, zero + 0.00020427191530827845, weight)
+    node = tl.where(k == 6, zero + 7.070338535048234, node)
+    weight = tl.where(k == 6, zero + 0.0018490709435263109, weight)
+    node = tl.where(k == 5, zero + 5.078018614549768, node)
+    weight = tl.where(k == 5, zero + 0.011299900080339454, weight)
+    node = tl.where(k == 4, zero + 3.4370866338932067, node)
+    weight = tl.where(k == 4, zero + 0.04732892869412522, weight)
+    node = tl.where(k == 3, zero + 2.1292836450983805, node)
+    weight = tl.where(k == 3, zero + 0.13629693429637754, weight)
+    node = tl.where(k == 2, zero + 1.141057774831227, node)
+    weight = tl.where(k == 2, zero + 0.26579577764421414, weight)
+    node = tl.where(k == 1, zero + 0.46269632891508083, node)
+    weight = tl.where(k == 1, zero + 0.3310578549508842, weight)
+    node = tl.where(k == 0, zero + 0.08764941047892784, node)
+    weight = tl.where(k == 0, zero + 0.206151714957801, weight)
+    return node, weight

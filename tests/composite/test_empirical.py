@@ -25,9 +25,9 @@ DPS = 50
 
 
 @pytest.fixture(autouse=True)
-def torch_path(monkeypatch):
-    """The torch path unless a test asks for Triton."""
-    monkeypatch.setenv("IRTGEN_BACKEND", "torch")
+def numba_backend(monkeypatch):
+    """numba's kernels unless a test asks for Triton."""
+    monkeypatch.setenv("IRTGEN_BACKEND", "numba")
 
 
 # -- mpmath reference -----------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_samples_fit_the_cdf():
     assert result.pvalue > 0.01
 
 
-def test_triton_backend_matches_torch(monkeypatch):
+def test_triton_backend_matches_numba(monkeypatch):
     data, h = leaf(DATA), leaf(BANDWIDTH)
     e = Empirical(data, h)
     z = e.sample((8,), generator=gen(5))
@@ -196,7 +196,7 @@ def test_triton_backend_matches_torch(monkeypatch):
     seen = record_backends(monkeypatch)
     got = torch.autograd.grad((g * e.reparameterize(z)).sum(), [data, h])
     err = max(rel_err(a, b) for a, b in zip(got, want, strict=True))
-    print(f"\nEmpirical, Triton vs torch: max relative difference {err:.2e}")
+    print(f"\nEmpirical, Triton vs numba: max relative difference {err:.2e}")
     assert err <= 1e-12
     zt = e.rsample((8,), generator=gen(7))
     assert torch.isfinite(zt).all()

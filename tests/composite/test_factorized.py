@@ -2,7 +2,7 @@
 
 Draws, log densities and gradients are checked against the parts used on their own with the same
 random stream (irtgen's built-ins, a family built with ``irtgen.load``, torch.distributions
-ones), on the torch path and on the Triton kernels (in Triton's interpreter); the mean of the
+ones), on numba's kernels and on Triton's (in Triton's interpreter); the mean of the
 implicit gradients is checked against the derivative of the parts' means by Monte Carlo.
 """
 
@@ -18,6 +18,7 @@ import torch.distributions as td
 import irtgen
 from irtgen.composite.factorized import Factorized
 from irtgen.distributions import Beta, Gamma, Normal
+from tests.composite.test_mixture import record_backends
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -80,9 +81,9 @@ def assert_grads_close(got: dict, want: dict, **tol) -> None:
 
 
 @pytest.fixture(autouse=True)
-def torch_path(monkeypatch):
-    """The torch path unless a test asks for Triton."""
-    monkeypatch.setenv("IRTGEN_BACKEND", "torch")
+def numba_backend(monkeypatch):
+    """numba's kernels unless a test asks for Triton."""
+    monkeypatch.setenv("IRTGEN_BACKEND", "numba")
 
 
 @pytest.fixture(scope="module")
@@ -336,6 +337,7 @@ def test_bad_constructor_input(parts, message):
 
 def test_triton_backend_gradients(monkeypatch):
     monkeypatch.setenv("IRTGEN_BACKEND", "triton")
+    seen = record_backends(monkeypatch)
     parts, params = three_parts()
     z = Factorized(parts).rsample((25,), generator=gen(6))  # 50 draws a part
     g = gen(6)
@@ -344,16 +346,19 @@ def test_triton_backend_gradients(monkeypatch):
     got = grads(weighted(z), params)
     assert_grads_close(got, grads(weighted(alone), params))
     assert all((v != 0).all() for v in got.values())
+    assert seen and set(seen) == {"triton"}  # the draws above came from the Triton kernels
 
-    # The kernels draw the same distribution as the torch path, not the same numbers; their
-    # gradient formulas agree at the same points.
+    # Both backends key draws by (Philox seed, element index): numba's kernels draw the same
+    # numbers, and their gradient formulas agree with Triton's at the same points.
     x = z.detach()
-    monkeypatch.setenv("IRTGEN_BACKEND", "torch")
-    parts_torch, params_torch = three_parts()
-    z_torch = torch.stack([p.reparameterize(x[..., i]) for i, p in enumerate(parts_torch)], -1)
-    assert_grads_close(got, grads(weighted(z_torch), params_torch), rtol=1e-10, atol=1e-12)
-    drawn_by_torch = Factorized(parts_torch).sample((25,), generator=gen(6))
-    assert not torch.isclose(drawn_by_torch, x).any()  # so the draws above came from the kernels
+    monkeypatch.setenv("IRTGEN_BACKEND", "numba")
+    seen.clear()
+    parts_numba, params_numba = three_parts()
+    z_numba = torch.stack([p.reparameterize(x[..., i]) for i, p in enumerate(parts_numba)], -1)
+    assert_grads_close(got, grads(weighted(z_numba), params_numba), rtol=1e-10, atol=1e-12)
+    drawn_by_numba = Factorized(parts_numba).sample((25,), generator=gen(6))
+    torch.testing.assert_close(drawn_by_numba, x, rtol=1e-12, atol=0)
+    assert seen and set(seen) == {"numba"}
 
 
 # -- Monte Carlo -----------------------------------------------------------------------------

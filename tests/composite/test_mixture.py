@@ -5,7 +5,7 @@ Univariate mixtures are checked pointwise against dz/dθ = -(∂F/∂θ)/q from 
 slow reference written here (the distributional transform u_d = F(z_d | z_<d) in plain torch
 ops, its Jacobians by autograd and a triangular solve); both against Monte Carlo derivatives of
 expectations with closed forms. Draws are checked by Kolmogorov-Smirnov tests, the Triton
-kernels (in Triton's interpreter) against the torch path, and bad inputs for clear errors.
+kernels (in Triton's interpreter) against numba's, and bad inputs for clear errors.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ DPS = 50
 
 
 @pytest.fixture(autouse=True)
-def torch_path(monkeypatch):
-    """The torch path unless a test asks for Triton."""
-    monkeypatch.setenv("IRTGEN_BACKEND", "torch")
+def numba_backend(monkeypatch):
+    """numba's kernels unless a test asks for Triton."""
+    monkeypatch.setenv("IRTGEN_BACKEND", "numba")
 
 
 @pytest.fixture(scope="module")
@@ -629,7 +629,7 @@ def test_triton_backend_gamma_mixture(monkeypatch):
     seen = record_backends(monkeypatch)
     got = grads_at(m, z, g, leaves)
     errs = [rel_err(a, b) for a, b in zip(got, want, strict=True)]
-    print(f"\nTriton vs torch, Gamma mixture: max relative difference {max(errs):.2e}")
+    print(f"\nTriton vs numba, Gamma mixture: max relative difference {max(errs):.2e}")
     assert max(errs) <= 1e-12
     zt = m.rsample((16,), generator=gen(43))
     assert torch.isfinite(zt).all() and (zt > 0).all()
@@ -646,7 +646,7 @@ def test_triton_backend_factorized_normal(monkeypatch):
     seen = record_backends(monkeypatch)
     got = grads_at(m, z, g, leaves)
     errs = [rel_err(a, b) for a, b in zip(got, want, strict=True)]
-    print(f"\nTriton vs torch, factorized Normal mixture: max relative difference {max(errs):.2e}")
+    print(f"\nTriton vs numba, factorized Normal mixture: max relative difference {max(errs):.2e}")
     assert max(errs) <= 1e-12
     zt = m.rsample((8,), generator=gen(47))
     assert zt.shape == (8, 3) and torch.isfinite(zt).all()
@@ -671,6 +671,91 @@ def test_triton_mixture_backward_kernel_layouts(monkeypatch, family, batch, K, D
     got = grads_at(m, z, g, leaves)
     assert max(rel_err(a, b) for a, b in zip(got, want, strict=True)) <= 1e-12
     assert seen and set(seen) == {"triton"}
+
+
+def test_numba_backward_does_not_depend_on_the_thread_count():
+    """The fused numba backward sums fixed row chunks in chunk order: bitwise the same gradients
+    with one thread and with several."""
+    m, leaves = random_factorized(Normal, (3,), 4, 3, seed=61)
+    z = m.sample((300,), generator=gen(62))
+    g = torch.randn(z.shape, generator=gen(63), dtype=torch.float64)
+    threads = torch.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out.append(grads_at(m, z, g, leaves))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(*out, strict=True))
+
+
+def test_chunked_tensor_path_matches_the_fused_kernel():
+    """The tensor code that Triton falls back to for more components than a tile holds gives the
+    fused numba kernel's gradients (univariate Gamma, factorized Logistic with a batch)."""
+    m, leaves, _ = gamma_case(torch.float64)
+    z = m.sample((12,), generator=gen(51)).unsqueeze(-1)
+    g = torch.randn(z.shape, generator=gen(52), dtype=torch.float64)
+    logits, params = leaves[0].detach(), [p.detach().unsqueeze(-1) for p in leaves[1:]]
+    mf, leaves_f = random_factorized(Logistic, (2,), 5, 4, seed=53)
+    zf = mf.sample((7,), generator=gen(54))
+    gf = torch.randn(zf.shape, generator=gen(55), dtype=torch.float64)
+    for fam, args in (
+        (Gamma.family, (z, logits, params, g)),
+        (Logistic.family, (zf, leaves_f[0].detach(), [t.detach() for t in leaves_f[1:]], gf)),
+    ):
+        needs = (True,) * (1 + len(args[2]))
+        want = mixture_module._mixture_backward_numba(fam, *args, needs)
+        got = mixture_module._mixture_backward_chunked(fam, *args, needs)
+        for a, b in zip([got[0], *got[1]], [want[0], *want[1]], strict=True):
+            assert rel_err(a, b) <= 1e-12, fam.name
+
+
+def test_triton_many_components_take_the_chunked_path(monkeypatch):
+    """More components than the Triton kernel's tile: the chunked tensor code on Triton's
+    family kernels, with numba's gradients."""
+    from irtgen.compilers import gpu
+
+    m, leaves = random_factorized(Normal, (2,), 5, 3, seed=56)
+    z = m.sample((9,), generator=gen(57))
+    g = torch.randn(z.shape, generator=gen(58), dtype=torch.float64)
+    want = grads_at(m, z, g, leaves)
+    monkeypatch.setenv("IRTGEN_BACKEND", "triton")
+    monkeypatch.setattr(gpu, "_mixture_tile", lambda wide: 4)
+    assert not gpu.mixture_backward_fits(5, False)
+    chunked = []
+    real = mixture_module._mixture_backward_chunked
+
+    def spy(*args):
+        chunked.append(True)
+        return real(*args)
+
+    monkeypatch.setattr(mixture_module, "_mixture_backward_chunked", spy)
+    seen = record_backends(monkeypatch)
+    got = grads_at(m, z, g, leaves)
+    assert max(rel_err(a, b) for a, b in zip(got, want, strict=True)) <= 1e-12
+    assert chunked and seen and set(seen) == {"triton"}
+
+
+def test_draws_agree_across_backends(monkeypatch, gompertz):
+    """Draws are keyed by (Philox seed, element index): numba and the Triton kernel give the same
+    numbers for the same generator state (a sampler with rejection, numeric inversion, a
+    factorized mixture with a batch)."""
+    f64 = torch.float64
+    gomp = MixtureSameFamily(
+        Categorical(probs=torch.tensor([0.2, 0.5, 0.3], dtype=f64)),
+        gompertz(
+            torch.tensor([0.5, 1.0, 2.0], dtype=f64), torch.tensor([1.0, 0.5, 2.0], dtype=f64)
+        ),
+    )
+    mixtures = [gamma_case(f64)[0], gomp, random_factorized(Normal, (2,), 3, 4, seed=59)[0]]
+    for i, m in enumerate(mixtures):
+        draws = {}
+        for backend in ("numba", "triton"):
+            monkeypatch.setenv("IRTGEN_BACKEND", backend)
+            draws[backend] = m.sample((50,), generator=gen(60 + i))
+        assert torch.isfinite(draws["numba"]).all()
+        torch.testing.assert_close(draws["triton"], draws["numba"], rtol=1e-12, atol=0)
 
 
 # -- 7. errors ------------------------------------------------------------------------------------
