@@ -313,6 +313,22 @@ def run_family_sample(sf, params, n: int, seed: int, dtype, wide: bool):
     return out
 
 
+def _row_splits(M: int, block_m: int, col_blocks: int, device) -> tuple[int, int]:
+    """(splits, rows a split) for a reducing kernel over M rows: about four programs per
+    multiprocessor in all (two in the interpreter), each split a whole number of row tiles;
+    deterministic in M, the tile and the device."""
+    import torch
+
+    if interpreting():
+        programs = 2
+    else:
+        programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    rows = max(M, 1)
+    splits = max(1, min(programs // col_blocks, triton.cdiv(rows, block_m)))
+    m_per_split = triton.cdiv(triton.cdiv(rows, splits), block_m) * block_m
+    return max(1, triton.cdiv(rows, m_per_split)), m_per_split
+
+
 def run_family_backward(grad_sf, inside_sf, x, g, params, needs, wide: bool):
     """(value gradient or None, [parameter gradients (NB,) or None]) of Σ g grad_sf(x, θ)."""
     import torch
@@ -324,14 +340,7 @@ def run_family_backward(grad_sf, inside_sf, x, g, params, needs, wide: bool):
     block_b = min(triton.next_power_of_2(nb), total)
     block_m = max(total // block_b, 1)
     col_blocks = triton.cdiv(nb, block_b)
-    programs = (
-        2
-        if interpreting()
-        else 4 * torch.cuda.get_device_properties(x.device).multi_processor_count
-    )
-    splits = max(1, min(programs // col_blocks, triton.cdiv(max(M, 1), block_m)))
-    m_per_split = triton.cdiv(triton.cdiv(max(M, 1), splits), block_m) * block_m
-    splits = max(1, triton.cdiv(max(M, 1), m_per_split))
+    splits, m_per_split = _row_splits(M, block_m, col_blocks, x.device)
     need_value, need_params = needs[0], tuple(bool(n) for n in needs[1:])
     gvalue = torch.empty_like(x, dtype=torch.float64) if need_value else x
     partials = tuple(
@@ -601,14 +610,7 @@ def run_mixture_backward(fns, z, g, logw, params, M, NB, K, D, needs, wide: bool
     tile = _mixture_tile(wide)
     block_k = triton.next_power_of_2(K)
     block_m = max(1, min(triton.next_power_of_2(max(M, 1)), tile // block_k))
-    programs = (
-        2
-        if interpreting()
-        else 4 * torch.cuda.get_device_properties(z.device).multi_processor_count
-    )
-    splits = max(1, min(programs // NB, triton.cdiv(max(M, 1), block_m)))
-    m_per_split = triton.cdiv(triton.cdiv(max(M, 1), splits), block_m) * block_m
-    splits = max(1, triton.cdiv(max(M, 1), m_per_split))
+    splits, m_per_split = _row_splits(M, block_m, NB, z.device)
     need_logits, need_params = bool(needs[0]), tuple(bool(n) for n in needs[1:])
     f64, dev = torch.float64, z.device
     g_logits = torch.zeros((splits, NB, K), dtype=f64, device=dev)

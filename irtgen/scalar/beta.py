@@ -132,24 +132,6 @@ def _lgamma_step(z, t):
 
 
 @scalar
-def _split(v):
-    """Veltkamp's split v = hi + lo exactly, hi and lo of at most 26 significant bits each.
-    (2^27 + 1) v is formed as 2^27 v + v, an exact product and one rounding, so that a fused
-    multiply-add gives the same."""
-    c = v * 134217728.0 + v
-    hi = c - (c - v)
-    return hi, v - hi
-
-
-@scalar
-def _two_sum(p, q):
-    """p + q = s + e exactly, s = fl(p + q) (Knuth)."""
-    s = p + q
-    qq = s - p
-    return s, (p - (s - qq)) + (q - qq)
-
-
-@scalar
 def _deviation(a, b, x, y):
     """d = x (a + b) - a = b - y (a + b) to a few ulp, from the smaller t of x and y: a + b as
     an exact sum r + r_lo, t r as hh + hl + lh + ll, the exact products of Veltkamp halves,
@@ -171,14 +153,14 @@ def _deviation(a, b, x, y):
         lh = hl
         ll = hl
     else:
-        th, tl_ = _split(t)
-        rh, rl = _split(r)
+        th, tl_ = el.split(t)
+        rh, rl = el.split(r)
         hh = th * rh
         hl = th * rl
         lh = tl_ * rh
         ll = tl_ * rl
-    s1, e1 = _two_sum(hh - base, hl)
-    s2, e2 = _two_sum(s1, lh)
+    s1, e1 = el.two_sum(hh - base, hl)
+    s2, e2 = el.two_sum(s1, lh)
     dev = s2 + (((e1 + e2) + ll) + t * r_lo)  # t (r + r_lo) - base
     if use_x:
         d = dev

@@ -520,3 +520,24 @@ def log1pmx(t):
     else:
         r = log1p(t) - t
     return r
+
+
+# -- error-free transformations ---------------------------------------------------------------
+
+
+@scalar
+def split(v):
+    """Veltkamp's split v = hi + lo exactly, hi and lo of at most 26 significant bits each.
+    (2^27 + 1) v is formed as 2^27 v + v, an exact product and one rounding, so that a fused
+    multiply-add gives the same."""
+    c = v * 134217728.0 + v
+    hi = c - (c - v)
+    return hi, v - hi
+
+
+@scalar
+def two_sum(p, q):
+    """p + q = s + e exactly, s = fl(p + q) (Knuth)."""
+    s = p + q
+    qq = s - p
+    return s, (p - (s - qq)) + (q - qq)

@@ -128,17 +128,17 @@ def _ddf_g(nu, c, s):
 def _ddf_scale(nu, tau):
     """(S, S_lo): S = fl(tau^2/(df + tau^2)) and the rest of tau^2/(df + tau^2) - S to about
     2^-75 relative. tau^2 and S (df + tau^2) are summed from exact products of Veltkamp halves
-    (beta._split), so FMA contraction cannot change the result and none is needed."""
-    th, tl_ = beta._split(tau)
+    (elementary.split), so FMA contraction cannot change the result and none is needed."""
+    th, tl_ = el.split(tau)
     hh = th * th
     hl = 2.0 * th * tl_
     t2 = hh + hl
     t2_lo = ((hh - t2) + hl) + tl_ * tl_
-    den, den_lo = beta._two_sum(nu, t2)
+    den, den_lo = el.two_sum(nu, t2)
     den_lo = den_lo + t2_lo
     s = t2 / den
-    sh, sl = beta._split(s)
-    dh, dl = beta._split(den)
+    sh, sl = el.split(s)
+    dh, dl = el.split(den)
     rest = (((t2 - sh * dh) - sh * dl) - sl * dh) - sl * dl
     return s, (rest + t2_lo - s * den_lo) / den
 

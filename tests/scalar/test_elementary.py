@@ -386,7 +386,7 @@ PUBLIC = sorted(
 def test_public_functions_compile_for_sm90(tmp_path):
     import inspect
 
-    outputs = {"sinpi_cospi": 2}
+    outputs = {"sinpi_cospi": 2, "split": 2, "two_sum": 2}
     specs = [
         (
             "irtgen.scalar.elementary",
