@@ -36,62 +36,161 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, concentration1, concentration0):
+def log_prob_terms(concentration1, concentration0):
+    # parameter terms of log_prob:
+    # _p0 = log_beta_norm(concentration1, concentration0)
+    return be.log_beta_norm(concentration1, concentration0)
+
+
+@scalar
+def log_prob_at(z, concentration1, concentration0, _p0):
     # log q = log_beta_density(concentration1, concentration0, z, 1 - z)
-    _out = be.log_beta_density(concentration1, concentration0, z, 1.0 - z)
+    _out = be.log_beta_density_at(concentration1, concentration0, z, 1.0 - z, _p0)
     return tl.where(in_support(z, concentration1, concentration0), _out, -float("inf"))
 
 
 @scalar
-def cdf(z, concentration1, concentration0):
+def log_prob(z, concentration1, concentration0):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(concentration1, concentration0)
+    return log_prob_at(z, concentration1, concentration0, _p0)
+
+
+@scalar
+def cdf_terms(concentration1, concentration0):
+    # parameter terms of cdf:
+    # _p0 = log_beta_norm(concentration1, concentration0)
+    return be.log_beta_norm(concentration1, concentration0)
+
+
+@scalar
+def cdf_at(z, concentration1, concentration0, _p0):
     # F = betainc(concentration1, concentration0, z, 1 - z)
-    _out = be.betainc(concentration1, concentration0, z, 1.0 - z)
+    _out = be.betainc_at(concentration1, concentration0, z, 1.0 - z, _p0)
     _lo, _hi = support(concentration1, concentration0)
     return tl.where(z < _lo, 0.0, tl.where(z > _hi, 1.0, _out))
 
 
 @scalar
-def sf(z, concentration1, concentration0):
+def cdf(z, concentration1, concentration0):
+    # cdf = cdf_at with cdf_terms (computed once per parameter value on the CPU)
+    _p0 = cdf_terms(concentration1, concentration0)
+    return cdf_at(z, concentration1, concentration0, _p0)
+
+
+@scalar
+def sf_terms(concentration1, concentration0):
+    # parameter terms of sf:
+    # _p0 = log_beta_norm(concentration0, concentration1)
+    return be.log_beta_norm(concentration0, concentration1)
+
+
+@scalar
+def sf_at(z, concentration1, concentration0, _p0):
     # S = 1 - F = betainc(concentration0, concentration1, 1 - z, z)
-    _out = be.betainc(concentration0, concentration1, 1.0 - z, z)
+    _out = be.betainc_at(concentration0, concentration1, 1.0 - z, z, _p0)
     _lo, _hi = support(concentration1, concentration0)
     return tl.where(z < _lo, 1.0, tl.where(z > _hi, 0.0, _out))
 
 
 @scalar
-def pdf(z, concentration1, concentration0):
+def sf(z, concentration1, concentration0):
+    # sf = sf_at with sf_terms (computed once per parameter value on the CPU)
+    _p0 = sf_terms(concentration1, concentration0)
+    return sf_at(z, concentration1, concentration0, _p0)
+
+
+@scalar
+def pdf_terms(concentration1, concentration0):
+    # parameter terms of pdf:
+    # _p0 = log_beta_norm(concentration1, concentration0)
+    return be.log_beta_norm(concentration1, concentration0)
+
+
+@scalar
+def pdf_at(z, concentration1, concentration0, _p0):
     # q = exp(log_beta_density(concentration1, concentration0, z, 1 - z))
-    return tl.exp(be.log_beta_density(concentration1, concentration0, z, 1.0 - z))
+    return tl.exp(be.log_beta_density_at(concentration1, concentration0, z, 1.0 - z, _p0))
+
+
+@scalar
+def pdf(z, concentration1, concentration0):
+    # pdf = pdf_at with pdf_terms (computed once per parameter value on the CPU)
+    _p0 = pdf_terms(concentration1, concentration0)
+    return pdf_at(z, concentration1, concentration0, _p0)
+
+
+@scalar
+def log_prob_grad_terms(concentration1, concentration0):
+    # parameter terms of log_prob_grad:
+    # _p0 = -polygamma(0, concentration1)
+    # _p1 = polygamma(0, concentration0 + concentration1)
+    # _p2 = -polygamma(0, concentration0)
+    return -ga.digamma(concentration1), ga.digamma(concentration0 + concentration1), -ga.digamma(concentration0)
+
+
+@scalar
+def log_prob_grad_at(z, concentration1, concentration0, _p0, _p1, _p2):
+    # d log q/dz = -(concentration0 - 1)/(1 - z) + (concentration1 - 1)/z
+    # d log q/dconcentration1 = log(z) - polygamma(0, concentration1) + polygamma(0, concentration0 + concentration1)
+    # d log q/dconcentration0 = log1p(-z) - polygamma(0, concentration0) + polygamma(0, concentration0 + concentration1)
+    return (concentration1 - 1.0) / z - (concentration0 - 1.0) / (1.0 - z), _p0 + _p1 + tl.log(z), _p1 + _p2 + el.log1p(-z)
 
 
 @scalar
 def log_prob_grad(z, concentration1, concentration0):
-    # d log q/dz = -(concentration0 - 1)/(1 - z) + (concentration1 - 1)/z
-    # d log q/dconcentration1 = log(z) - polygamma(0, concentration1) + polygamma(0, concentration0 + concentration1)
-    # d log q/dconcentration0 = log1p(-z) - polygamma(0, concentration0) + polygamma(0, concentration0 + concentration1)
-    _t0 = ga.digamma(concentration0 + concentration1)
-    return (concentration1 - 1.0) / z - (concentration0 - 1.0) / (1.0 - z), _t0 + tl.log(z) - ga.digamma(concentration1), _t0 + el.log1p(-z) - ga.digamma(concentration0)
+    # log_prob_grad = log_prob_grad_at with log_prob_grad_terms (computed once per parameter value on the CPU)
+    _p0, _p1, _p2 = log_prob_grad_terms(concentration1, concentration0)
+    return log_prob_grad_at(z, concentration1, concentration0, _p0, _p1, _p2)
 
 
 @scalar
-def cdf_grad(z, concentration1, concentration0):
+def cdf_grad_terms(concentration1, concentration0):
+    # parameter terms of cdf_grad:
+    # _p0 = log_beta_norm(concentration1, concentration0)
+    return be.log_beta_norm(concentration1, concentration0)
+
+
+@scalar
+def cdf_grad_at(z, concentration1, concentration0, _p0):
     # dF/dz = q = exp(log_beta_density(concentration1, concentration0, z, 1 - z))
     # dF/dconcentration1 = exp(log_beta_density(concentration1, concentration0, z, 1 - z))*betainc_da_ratio(concentration1, concentration0, z, 1 - z)
     # dF/dconcentration0 = exp(log_beta_density(concentration1, concentration0, z, 1 - z))*betainc_db_ratio(concentration1, concentration0, z, 1 - z)
     _t0 = 1.0 - z
-    _t1 = tl.exp(be.log_beta_density(concentration1, concentration0, z, _t0))
-    _j0_0, _j0_1 = be.betainc_ratios(concentration1, concentration0, z, _t0)
+    _t1 = tl.exp(be.log_beta_density_at(concentration1, concentration0, z, _t0, _p0))
+    _j0_0, _j0_1 = be.betainc_ratios_at(concentration1, concentration0, z, _t0, _p0)
     return _t1, _j0_0 * _t1, _j0_1 * _t1
 
 
 @scalar
-def implicit_grad(z, concentration1, concentration0):
+def cdf_grad(z, concentration1, concentration0):
+    # cdf_grad = cdf_grad_at with cdf_grad_terms (computed once per parameter value on the CPU)
+    _p0 = cdf_grad_terms(concentration1, concentration0)
+    return cdf_grad_at(z, concentration1, concentration0, _p0)
+
+
+@scalar
+def implicit_grad_terms(concentration1, concentration0):
+    # parameter terms of implicit_grad:
+    # _p0 = log_beta_norm(concentration1, concentration0)
+    return be.log_beta_norm(concentration1, concentration0)
+
+
+@scalar
+def implicit_grad_at(z, concentration1, concentration0, _p0):
     # dz/du = 1/q = exp(-log_beta_density(concentration1, concentration0, z, 1 - z))
     # dz/dconcentration1 = -betainc_da_ratio(concentration1, concentration0, z, 1 - z)
     # dz/dconcentration0 = -betainc_db_ratio(concentration1, concentration0, z, 1 - z)
     _t0 = 1.0 - z
-    _j0_0, _j0_1 = be.betainc_ratios(concentration1, concentration0, z, _t0)
-    return tl.exp(-be.log_beta_density(concentration1, concentration0, z, _t0)), -_j0_0, -_j0_1
+    _j0_0, _j0_1 = be.betainc_ratios_at(concentration1, concentration0, z, _t0, _p0)
+    return tl.exp(-be.log_beta_density_at(concentration1, concentration0, z, _t0, _p0)), -_j0_0, -_j0_1
+
+
+@scalar
+def implicit_grad(z, concentration1, concentration0):
+    # implicit_grad = implicit_grad_at with implicit_grad_terms (computed once per parameter value on the CPU)
+    _p0 = implicit_grad_terms(concentration1, concentration0)
+    return implicit_grad_at(z, concentration1, concentration0, _p0)
 
 
 @scalar
@@ -151,6 +250,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=False,
     has_sampler=True,
+    base_draw=None,
     wide_gradients=True,
 )
 

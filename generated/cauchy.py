@@ -34,9 +34,23 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, loc, scale):
+def log_prob_terms(loc, scale):
+    # parameter terms of log_prob:
+    # _p0 = log(scale)
+    return tl.log(scale)
+
+
+@scalar
+def log_prob_at(z, loc, scale, _p0):
     # log q = log(scale) - log(scale**2 + (loc - z)**2) - log(pi)
-    return tl.log(scale) - tl.log(scale * scale + el.square(loc - z)) - 1.1447298858494002
+    return _p0 - tl.log(scale * scale + el.square(loc - z)) - 1.1447298858494002
+
+
+@scalar
+def log_prob(z, loc, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(loc, scale)
+    return log_prob_at(z, loc, scale, _p0)
 
 
 @scalar
@@ -146,6 +160,7 @@ FAMILY = Family(
     has_bounds=False,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

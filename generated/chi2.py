@@ -63,10 +63,24 @@ def pdf(z, df):
 
 
 @scalar
-def log_prob_grad(z, df):
+def log_prob_grad_terms(df):
+    # parameter terms of log_prob_grad:
+    # _p0 = -polygamma(0, df/2)/2
+    return -0.5 * ga.digamma(0.5 * df)
+
+
+@scalar
+def log_prob_grad_at(z, df, _p0):
     # d log q/dz = (df - z - 2)/(2*z)
     # d log q/ddf = log(z/2)/2 - polygamma(0, df/2)/2
-    return 0.5 * (df - z - 2.0) / z, 0.5 * tl.log(0.5 * z) - 0.5 * ga.digamma(0.5 * df)
+    return 0.5 * (df - z - 2.0) / z, _p0 + 0.5 * tl.log(0.5 * z)
+
+
+@scalar
+def log_prob_grad(z, df):
+    # log_prob_grad = log_prob_grad_at with log_prob_grad_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_grad_terms(df)
+    return log_prob_grad_at(z, df, _p0)
 
 
 @scalar
@@ -144,6 +158,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=False,
     has_sampler=True,
+    base_draw=None,
     wide_gradients=True,
 )
 

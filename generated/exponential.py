@@ -32,10 +32,24 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, rate):
+def log_prob_terms(rate):
+    # parameter terms of log_prob:
+    # _p0 = log(rate)
+    return tl.log(rate)
+
+
+@scalar
+def log_prob_at(z, rate, _p0):
     # log q = -rate*z + log(rate)
-    _out = tl.log(rate) - rate * z
+    _out = _p0 - rate * z
     return tl.where(in_support(z, rate), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, rate):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(rate)
+    return log_prob_at(z, rate, _p0)
 
 
 @scalar
@@ -141,6 +155,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

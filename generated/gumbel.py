@@ -32,11 +32,24 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, loc, scale):
+def log_prob_terms(loc, scale):
+    # parameter terms of log_prob:
+    # _p0 = -log(scale)
+    return -tl.log(scale)
+
+
+@scalar
+def log_prob_at(z, loc, scale, _p0):
     # log q = -exp((loc - z)/scale) - log(scale) + (loc - z)/scale
-    _t0 = 1.0 / scale
-    _t1 = loc - z
-    return _t0 * _t1 - tl.exp(_t0 * _t1) - tl.log(scale)
+    _t0 = (loc - z) / scale
+    return _p0 + _t0 - tl.exp(_t0)
+
+
+@scalar
+def log_prob(z, loc, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(loc, scale)
+    return log_prob_at(z, loc, scale, _p0)
 
 
 @scalar
@@ -152,6 +165,7 @@ FAMILY = Family(
     has_bounds=False,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

@@ -34,10 +34,24 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, scale):
+def log_prob_terms(scale):
+    # parameter terms of log_prob:
+    # _p0 = -log(scale)
+    return -tl.log(scale)
+
+
+@scalar
+def log_prob_at(z, scale, _p0):
     # log q = -log(scale) - log(pi)/2 + log(2)/2 - z**2/(2*scale**2)
-    _out = -tl.log(scale) - 0.5 * (z * z) / (scale * scale) - 0.22579135264472744
+    _out = _p0 - 0.5 * (z * z) / (scale * scale) - 0.22579135264472744
     return tl.where(in_support(z, scale), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(scale)
+    return log_prob_at(z, scale, _p0)
 
 
 @scalar
@@ -143,6 +157,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

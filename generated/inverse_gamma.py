@@ -37,10 +37,24 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, concentration, rate):
+def log_prob_terms(concentration, rate):
+    # parameter terms of log_prob:
+    # _p0 = log(rate)
+    return tl.log(rate)
+
+
+@scalar
+def log_prob_at(z, concentration, rate, _p0):
     # log q = log(rate) - 2*log(z) + log_gamma_density(concentration, rate/z)
-    _out = tl.log(rate) - 2.0 * tl.log(z) + ga.log_gamma_density(concentration, rate / z)
+    _out = _p0 - 2.0 * tl.log(z) + ga.log_gamma_density(concentration, rate / z)
     return tl.where(in_support(z, concentration, rate), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, concentration, rate):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(concentration, rate)
+    return log_prob_at(z, concentration, rate, _p0)
 
 
 @scalar
@@ -66,11 +80,25 @@ def pdf(z, concentration, rate):
 
 
 @scalar
-def log_prob_grad(z, concentration, rate):
+def log_prob_grad_terms(concentration, rate):
+    # parameter terms of log_prob_grad:
+    # _p0 = -polygamma(0, concentration)
+    return -ga.digamma(concentration)
+
+
+@scalar
+def log_prob_grad_at(z, concentration, rate, _p0):
     # d log q/dz = (-concentration*z + rate - z)/z**2
     # d log q/dconcentration = log_ratio(rate, z) - polygamma(0, concentration)
     # d log q/drate = concentration/rate - 1/z
-    return (rate - concentration * z - z) / (z * z), el.log_ratio(rate, z) - ga.digamma(concentration), concentration / rate - 1.0 / z
+    return (rate - concentration * z - z) / (z * z), _p0 + el.log_ratio(rate, z), concentration / rate - 1.0 / z
+
+
+@scalar
+def log_prob_grad(z, concentration, rate):
+    # log_prob_grad = log_prob_grad_at with log_prob_grad_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_grad_terms(concentration, rate)
+    return log_prob_grad_at(z, concentration, rate, _p0)
 
 
 @scalar
@@ -150,6 +178,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=False,
     has_sampler=True,
+    base_draw=None,
     wide_gradients=True,
 )
 

@@ -32,11 +32,26 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, concentration1, concentration0):
+def log_prob_terms(concentration1, concentration0):
+    # parameter terms of log_prob:
+    # _p0 = log(concentration0)
+    # _p1 = log(concentration1)
+    return tl.log(concentration0), tl.log(concentration1)
+
+
+@scalar
+def log_prob_at(z, concentration1, concentration0, _p0, _p1):
     # log q = (concentration0 - 1)*log1mexp(concentration1*log(z)) + (concentration1 - 1)*log(z) + log(concentration0) + log(concentration1)
     _t0 = tl.log(z)
-    _out = _t0 * (concentration1 - 1.0) + (concentration0 - 1.0) * el.log1mexp(_t0 * concentration1) + tl.log(concentration0) + tl.log(concentration1)
+    _out = _p0 + _p1 + _t0 * (concentration1 - 1.0) + (concentration0 - 1.0) * el.log1mexp(_t0 * concentration1)
     return tl.where(in_support(z, concentration1, concentration0), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, concentration1, concentration0):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0, _p1 = log_prob_terms(concentration1, concentration0)
+    return log_prob_at(z, concentration1, concentration0, _p0, _p1)
 
 
 @scalar
@@ -160,6 +175,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

@@ -31,12 +31,26 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, loc, scale):
+def log_prob_terms(loc, scale):
+    # parameter terms of log_prob:
+    # _p0 = -log(scale)
+    return -tl.log(scale)
+
+
+@scalar
+def log_prob_at(z, loc, scale, _p0):
     # log q = Piecewise((-log(scale) - log(2) + (-loc + z)/scale, loc > z), (-log(scale) - log(2) + (loc - z)/scale, True))
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = tl.log(scale) + 0.69314718055994529
-    return tl.where(loc > z, -_t0 * _t1 - _t2, _t0 * _t1 - _t2)
+    _t2 = _p0 - 0.69314718055994529
+    return tl.where(loc > z, _t2 - _t0 * _t1, _t0 * _t1 + _t2)
+
+
+@scalar
+def log_prob(z, loc, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(loc, scale)
+    return log_prob_at(z, loc, scale, _p0)
 
 
 @scalar
@@ -163,6 +177,7 @@ FAMILY = Family(
     has_bounds=False,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

@@ -32,11 +32,25 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, loc, scale):
+def log_prob_terms(loc, scale):
+    # parameter terms of log_prob:
+    # _p0 = -log(scale)
+    return -tl.log(scale)
+
+
+@scalar
+def log_prob_at(z, loc, scale, _p0):
     # log q = -log(scale) - log(z) - log(pi)/2 - log(2)/2 - (-loc + log(z))**2/(2*scale**2)
     _t0 = tl.log(z)
-    _out = -_t0 - tl.log(scale) - 0.5 * el.square(_t0 - loc) / (scale * scale) - 0.91893853320467278
+    _out = _p0 - _t0 - 0.5 * el.square(_t0 - loc) / (scale * scale) - 0.91893853320467278
     return tl.where(in_support(z, loc, scale), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, loc, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(loc, scale)
+    return log_prob_at(z, loc, scale, _p0)
 
 
 @scalar
@@ -152,6 +166,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

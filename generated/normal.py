@@ -33,9 +33,23 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, loc, scale):
+def log_prob_terms(loc, scale):
+    # parameter terms of log_prob:
+    # _p0 = -log(scale)
+    return -tl.log(scale)
+
+
+@scalar
+def log_prob_at(z, loc, scale, _p0):
     # log q = -log(scale) - log(pi)/2 - log(2)/2 - (-loc + z)**2/(2*scale**2)
-    return -tl.log(scale) - 0.5 * el.square(z - loc) / (scale * scale) - 0.91893853320467278
+    return _p0 - 0.5 * el.square(z - loc) / (scale * scale) - 0.91893853320467278
+
+
+@scalar
+def log_prob(z, loc, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(loc, scale)
+    return log_prob_at(z, loc, scale, _p0)
 
 
 @scalar
@@ -115,6 +129,12 @@ def sample(_seed, _offs, loc, scale):
     return _r0 * scale + loc
 
 
+@scalar
+def sample_from_normal(_r0, loc, scale):
+    # z = loc + scale*standard_normal() at standard_normal() = _r0, i.e. z = _r0*scale + loc
+    return _r0 * scale + loc
+
+
 # =============================================================================================
 # Parameter-only properties (torch expressions: autograd differentiates them)
 # =============================================================================================
@@ -146,6 +166,7 @@ FAMILY = Family(
     has_bounds=False,
     has_icdf=True,
     has_sampler=True,
+    base_draw="normal",
     wide_gradients=False,
 )
 

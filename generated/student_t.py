@@ -39,9 +39,25 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, df, loc, scale):
+def log_prob_terms(df, loc, scale):
+    # parameter terms of log_prob:
+    # _p0 = -betaln(df/2, 1/2)
+    # _p1 = -log(scale)
+    # _p2 = -log(df)/2
+    return -be.betaln(0.5 * df, (tl.zeros_like(df) + 0.5)), -tl.log(scale), -0.5 * tl.log(df)
+
+
+@scalar
+def log_prob_at(z, df, loc, scale, _p0, _p1, _p2):
     # log q = -(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - log(df)/2 - log(scale) - betaln(df/2, 1/2)
-    return -0.5 * (df + 1.0) * el.log1p(el.square(loc - z) / (df * (scale * scale))) - 0.5 * tl.log(df) - tl.log(scale) - be.betaln(0.5 * df, (tl.zeros_like(z) + 0.5))
+    return _p0 + _p1 + _p2 - 0.5 * (df + 1.0) * el.log1p(el.square(loc - z) / (df * (scale * scale)))
+
+
+@scalar
+def log_prob(z, df, loc, scale):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0, _p1, _p2 = log_prob_terms(df, loc, scale)
+    return log_prob_at(z, df, loc, scale, _p0, _p1, _p2)
 
 
 @scalar
@@ -57,13 +73,36 @@ def sf(z, df, loc, scale):
 
 
 @scalar
-def pdf(z, df, loc, scale):
-    # q = exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale)
-    return tl.exp(-0.5 * (df + 1.0) * el.log1p(el.square(loc - z) / (df * (scale * scale))) - be.betaln(0.5 * df, (tl.zeros_like(z) + 0.5))) / (tl.sqrt(df) * scale)
+def pdf_terms(df, loc, scale):
+    # parameter terms of pdf:
+    # _p0 = -betaln(df/2, 1/2)
+    return -be.betaln(0.5 * df, (tl.zeros_like(df) + 0.5))
 
 
 @scalar
-def log_prob_grad(z, df, loc, scale):
+def pdf_at(z, df, loc, scale, _p0):
+    # q = exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale)
+    return tl.exp(_p0 - 0.5 * (df + 1.0) * el.log1p(el.square(loc - z) / (df * (scale * scale)))) / (tl.sqrt(df) * scale)
+
+
+@scalar
+def pdf(z, df, loc, scale):
+    # pdf = pdf_at with pdf_terms (computed once per parameter value on the CPU)
+    _p0 = pdf_terms(df, loc, scale)
+    return pdf_at(z, df, loc, scale, _p0)
+
+
+@scalar
+def log_prob_grad_terms(df, loc, scale):
+    # parameter terms of log_prob_grad:
+    # _p0 = polygamma(0, df/2 + 1/2)/2
+    # _p1 = -polygamma(0, df/2)/2
+    _t0 = 0.5 * df
+    return 0.5 * ga.digamma(_t0 + 0.5), -0.5 * ga.digamma(_t0)
+
+
+@scalar
+def log_prob_grad_at(z, df, loc, scale, _p0, _p1):
     # d log q/dz = (df + 1)*(loc - z)/(df*scale**2 + (loc - z)**2)
     # d log q/ddf = -log1p((loc - z)**2/(df*scale**2))/2 - polygamma(0, df/2)/2 + polygamma(0, df/2 + 1/2)/2 - 1/(2*df) + (df + 1)*(loc - z)**2/(2*df**2*scale**2*(1 + (loc - z)**2/(df*scale**2)))
     # d log q/dloc = -(df + 1)*(loc - z)/(df*scale**2 + (loc - z)**2)
@@ -76,13 +115,26 @@ def log_prob_grad(z, df, loc, scale):
     _t5 = 1.0 / df
     _t6 = 1.0 / _t2
     _t7 = _t1 * _t5 * _t6
-    _t8 = 0.5 * df
-    _t9 = 1.0 / (_t7 + 1.0)
-    return _t4, 0.5 * _t1 * _t3 * _t6 * _t9 / (df * df) - 0.5 * _t5 - 0.5 * el.log1p(_t7) - 0.5 * ga.digamma(_t8) + 0.5 * ga.digamma(_t8 + 0.5), -_t4, _t1 * _t3 * _t5 * _t9 / (scale * scale * scale) - 1.0 / scale
+    _t8 = 1.0 / (_t7 + 1.0)
+    return _t4, _p0 + _p1 + 0.5 * _t1 * _t3 * _t6 * _t8 / (df * df) - 0.5 * _t5 - 0.5 * el.log1p(_t7), -_t4, _t1 * _t3 * _t5 * _t8 / (scale * scale * scale) - 1.0 / scale
 
 
 @scalar
-def cdf_grad(z, df, loc, scale):
+def log_prob_grad(z, df, loc, scale):
+    # log_prob_grad = log_prob_grad_at with log_prob_grad_terms (computed once per parameter value on the CPU)
+    _p0, _p1 = log_prob_grad_terms(df, loc, scale)
+    return log_prob_grad_at(z, df, loc, scale, _p0, _p1)
+
+
+@scalar
+def cdf_grad_terms(df, loc, scale):
+    # parameter terms of cdf_grad:
+    # _p0 = -betaln(df/2, 1/2)
+    return -be.betaln(0.5 * df, (tl.zeros_like(df) + 0.5))
+
+
+@scalar
+def cdf_grad_at(z, df, loc, scale, _p0):
     # dF/dz = q = exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale)
     # dF/ddf = exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))*student_t_ddf_ratio(df, (-loc + z)/scale)/sqrt(df)
     # dF/dloc = -exp(-(df + 1)*log1p((loc - z)**2/(df*scale**2))/2 - betaln(df/2, 1/2))/(sqrt(df)*scale)
@@ -90,20 +142,41 @@ def cdf_grad(z, df, loc, scale):
     _t0 = 1.0 / scale
     _t1 = 1.0 / (scale * scale)
     _t2 = loc - z
-    _t3 = tl.exp(-0.5 * (df + 1.0) * el.log1p(_t1 * (_t2 * _t2) / df) - be.betaln(0.5 * df, (tl.zeros_like(z) + 0.5))) / tl.sqrt(df)
+    _t3 = tl.exp(_p0 - 0.5 * (df + 1.0) * el.log1p(_t1 * (_t2 * _t2) / df)) / tl.sqrt(df)
     _t4 = _t0 * _t3
     return _t4, _t3 * st.student_t_ddf_ratio(df, -_t0 * _t2), -_t4, _t1 * _t2 * _t3
 
 
 @scalar
-def implicit_grad(z, df, loc, scale):
+def cdf_grad(z, df, loc, scale):
+    # cdf_grad = cdf_grad_at with cdf_grad_terms (computed once per parameter value on the CPU)
+    _p0 = cdf_grad_terms(df, loc, scale)
+    return cdf_grad_at(z, df, loc, scale, _p0)
+
+
+@scalar
+def implicit_grad_terms(df, loc, scale):
+    # parameter terms of implicit_grad:
+    # _p0 = betaln(df/2, 1/2)
+    return be.betaln(0.5 * df, (tl.zeros_like(df) + 0.5))
+
+
+@scalar
+def implicit_grad_at(z, df, loc, scale, _p0):
     # dz/du = 1/q = sqrt(df)*scale*exp((df + 1)*log1p((loc - z)**2/(df*scale**2))/2 + betaln(df/2, 1/2))
     # dz/ddf = -scale*student_t_ddf_ratio(df, -(loc - z)/scale)
     # dz/dloc = 1
     # dz/dscale = (-loc + z)/scale
     _t0 = loc - z
     _t1 = 1.0 / scale
-    return scale * tl.sqrt(df) * tl.exp(0.5 * (df + 1.0) * el.log1p((_t0 * _t0) / (df * (scale * scale))) + be.betaln(0.5 * df, (tl.zeros_like(z) + 0.5))), -scale * st.student_t_ddf_ratio(df, -_t0 * _t1), (tl.zeros_like(z) + 1.0), -_t0 * _t1
+    return scale * tl.sqrt(df) * tl.exp(_p0 + 0.5 * (df + 1.0) * el.log1p((_t0 * _t0) / (df * (scale * scale)))), -scale * st.student_t_ddf_ratio(df, -_t0 * _t1), (tl.zeros_like(z) + 1.0), -_t0 * _t1
+
+
+@scalar
+def implicit_grad(z, df, loc, scale):
+    # implicit_grad = implicit_grad_at with implicit_grad_terms (computed once per parameter value on the CPU)
+    _p0 = implicit_grad_terms(df, loc, scale)
+    return implicit_grad_at(z, df, loc, scale, _p0)
 
 
 @scalar
@@ -162,6 +235,7 @@ FAMILY = Family(
     has_bounds=False,
     has_icdf=False,
     has_sampler=True,
+    base_draw=None,
     wide_gradients=True,
 )
 

@@ -32,11 +32,26 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, scale, concentration):
+def log_prob_terms(scale, concentration):
+    # parameter terms of log_prob:
+    # _p0 = -log(scale)
+    # _p1 = log(concentration)
+    return -tl.log(scale), tl.log(concentration)
+
+
+@scalar
+def log_prob_at(z, scale, concentration, _p0, _p1):
     # log q = concentration*(-log(scale) + log(z)) - (z/scale)**concentration + log(concentration) - log(z)
-    _t0 = -tl.log(z)
-    _out = _t0 + concentration * (-_t0 - tl.log(scale)) - el.pow(z / scale, concentration) + tl.log(concentration)
+    _t0 = tl.log(z)
+    _out = _p1 - _t0 + concentration * (_p0 + _t0) - el.pow(z / scale, concentration)
     return tl.where(in_support(z, scale, concentration), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, scale, concentration):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0, _p1 = log_prob_terms(scale, concentration)
+    return log_prob_at(z, scale, concentration, _p0, _p1)
 
 
 @scalar
@@ -63,14 +78,28 @@ def pdf(z, scale, concentration):
 
 
 @scalar
-def log_prob_grad(z, scale, concentration):
+def log_prob_grad_terms(scale, concentration):
+    # parameter terms of log_prob_grad:
+    # _p0 = -log(scale)
+    return -tl.log(scale)
+
+
+@scalar
+def log_prob_grad_at(z, scale, concentration, _p0):
     # d log q/dz = (-concentration*(z/scale)**concentration + concentration - 1)/z
     # d log q/dscale = concentration*expm1(concentration*log_ratio(z, scale))/scale
     # d log q/dconcentration = -(z/scale)**concentration*log_ratio(z, scale) - log(scale) + log(z) + 1/concentration
     _t0 = 1.0 / scale
     _t1 = el.pow(_t0 * z, concentration)
     _t2 = el.log_ratio(z, scale)
-    return (concentration - _t1 * concentration - 1.0) / z, _t0 * concentration * el.expm1(_t2 * concentration), tl.log(z) - _t1 * _t2 - tl.log(scale) + 1.0 / concentration
+    return (concentration - _t1 * concentration - 1.0) / z, _t0 * concentration * el.expm1(_t2 * concentration), _p0 - _t1 * _t2 + tl.log(z) + 1.0 / concentration
+
+
+@scalar
+def log_prob_grad(z, scale, concentration):
+    # log_prob_grad = log_prob_grad_at with log_prob_grad_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_grad_terms(scale, concentration)
+    return log_prob_grad_at(z, scale, concentration, _p0)
 
 
 @scalar
@@ -155,6 +184,7 @@ FAMILY = Family(
     has_bounds=True,
     has_icdf=True,
     has_sampler=False,
+    base_draw="uniform",
     wide_gradients=False,
 )
 

@@ -97,5 +97,37 @@ def test_both_beta_ratios_come_from_one_evaluation():
     f = formula_function("g", ["z", "a", "b"], [("da", da), ("da2", da * da)], "scalar", "z")
     assert "betainc_ratios" not in "\n".join(f.lines + f.returns)
     beta = (GENERATED / "beta.py").read_text()
-    assert beta.count("be.betainc_ratios(") == 2  # cdf_grad and implicit_grad
-    assert "be.betainc_da_ratio(" not in beta and "be.betainc_db_ratio(" not in beta
+    # cdf_grad and implicit_grad, with log_beta_norm(a, b) as a parameter term
+    assert beta.count("be.betainc_ratios_at(") == 2
+    assert "be.betainc_da_ratio" not in beta and "be.betainc_db_ratio" not in beta
+
+
+def test_parameter_terms_are_hoisted_out_of_the_per_element_function():
+    """Subexpressions of the parameters alone that call a function become arguments of
+    ``<name>_at``, computed by ``<name>_terms``; the part of a special function that depends on
+    the parameters alone (log_beta_norm) likewise; divisions stay in place (hoisting 1/s out of
+    x/s would round twice)."""
+    import sympy as sp
+
+    from irtgen import functions as F
+    from irtgen.codegen.module import formula_function, split_parts
+
+    z = sp.Symbol("z", real=True)
+    a, b, s = sp.symbols("a b s", positive=True)
+    expr = -sp.log(s) - F.betaln(a, b) + z / s + F.log_beta_density(a, b, z, 1 - z)
+    f = formula_function("f", ["z", "a", "b", "s"], [("f", expr)], "scalar", "z", ["a", "b", "s"])
+    terms, at, whole = split_parts(f)
+    assert terms.name == "f_terms" and terms.args == ["a", "b", "s"]
+    printed_terms = "\n".join(terms.lines + terms.returns)
+    for call in ("tl.log(s)", "be.betaln(a, b)", "be.log_beta_norm(a, b)"):
+        assert call in printed_terms, printed_terms
+    printed_at = "\n".join(at.lines + at.returns)
+    assert at.args == ["z", "a", "b", "s", *f.term_names]
+    assert "tl.log" not in printed_at and "betaln" not in printed_at
+    assert "be.log_beta_density_at(a, b, z, " in printed_at and "/ s" in printed_at
+    assert whole.returns == [f"f_at(z, a, b, s, {', '.join(f.term_names)})"]
+    # the generated modules: StudentT's log_prob computes betaln once per parameter value
+    st = (GENERATED / "student_t.py").read_text()
+    assert "def log_prob_terms(df, loc, scale):" in st
+    at_src = st.split("def log_prob_at(")[1].split("@scalar")[0]
+    assert "betaln" not in at_src.split("return")[1]

@@ -116,6 +116,46 @@ JOINT_CALLS: dict[tuple[type, ...], str] = {
     (F.betainc_da_ratio, F.betainc_db_ratio): "be.betainc_ratios({0}, {1}, {2}, {3})",
 }
 
+
+
+# Parameter parts. Some scalar functions have a part that depends on their first k arguments
+# alone: in a family's formulas, where those arguments are free of the value, the part is a
+# parameter term (irtgen.codegen.module._hoist: computed once per parameter value on the CPU)
+# and the call becomes ``<name>_at(arguments..., part)``. The classes below exist for printing
+# only (they never reach a derivation).
+
+
+class log_beta_norm(sp.Function):  # noqa: N801
+    """log(ab/(2 pi (a+b)))/2 - (w(a) + w(b) - w(a+b)) (irtgen.scalar.beta.log_beta_norm)."""
+
+    nargs = 2
+
+
+def _at(cls: type, nargs: int) -> type:
+    return type(f"{cls.__name__}_at", (sp.Function,), {"nargs": nargs + 1})
+
+
+# class -> (k, part class, class of the call with the part as its last argument)
+PARAMETER_PARTS: dict[type, tuple[int, type, type]] = {
+    cls: (2, log_beta_norm, _at(cls, 4))
+    for cls in (F.log_beta_density, F.betainc, F.betainc_da_ratio, F.betainc_db_ratio)
+}
+# joint calls likewise: template -> (k, part class, template with the part as argument k + ...)
+JOINT_PARAMETER_PARTS: dict[str, tuple[int, type, str]] = {
+    "be.betainc_ratios({0}, {1}, {2}, {3})": (
+        2,
+        log_beta_norm,
+        "be.betainc_ratios_at({0}, {1}, {2}, {3}, {4})",
+    ),
+}
+PART_FUNCTIONS: dict[type, Impl] = {
+    log_beta_norm: Impl(None, "be.log_beta_norm({0}, {1})", tensor_args=True),
+    **{
+        at: Impl(None, f"be.{at.__name__}({{0}}, {{1}}, {{2}}, {{3}}, {{4}})", tensor_args=True)
+        for _k, _part, at in PARAMETER_PARTS.values()
+    },
+}
+
 # Random-variate primitives of samplers (irtgen.variates), in irtgen.scalar.random. {0}, {1}:
 # printed arguments; {stream}: the draw's index within a sample; _seed, _offs: the sample
 # function's Philox key and element index.

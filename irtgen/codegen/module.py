@@ -16,7 +16,13 @@ from importlib import resources
 import jinja2
 import sympy as sp
 
-from irtgen.codegen.functions import JOINT_CALLS, SPECIAL_FUNCTIONS, VARIATES
+from irtgen.codegen.functions import (
+    JOINT_CALLS,
+    JOINT_PARAMETER_PARTS,
+    PARAMETER_PARTS,
+    SPECIAL_FUNCTIONS,
+    VARIATES,
+)
 from irtgen.codegen.printer import Printer, float_literal
 from irtgen.constraints import support_constraint_source
 from irtgen.derive import Derivation
@@ -31,6 +37,10 @@ class FormulaFunction:
     lines: list[str]  # "_t0 = ..." assignments
     returns: list[str]
     comments: list[str] = field(default_factory=list)  # "label = formula" for humans
+    # parameter terms (_hoist): the function of the parameters alone that computes them, and
+    # their names, which are extra arguments of this function
+    terms: FormulaFunction | None = None
+    term_names: list[str] = field(default_factory=list)
 
     @property
     def signature(self) -> str:
@@ -55,6 +65,73 @@ def _cse(exprs: list[sp.Basic]):
             kept.append((sym, val))
     reduced = [e.xreplace(inline) for e in reduced]
     return kept, reduced
+
+
+def _worth_hoisting(e: sp.Basic) -> bool:
+    """Whether a parameter-only subexpression is worth an extra argument: a function call or a
+    general power (exp(c log x)) somewhere in it. Divisions and square roots stay where they
+    are: hoisting 1/s out of x/s would round twice."""
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Function):
+            return True
+        if isinstance(node, sp.Pow) and not (node.exp.is_Integer or abs(node.exp) == sp.S.Half):
+            return True
+    return False
+
+
+def _hoist(exprs: list[sp.Basic], params: set[sp.Symbol]):
+    """The maximal subexpressions of ``exprs`` that depend on the parameters alone and are worth
+    computing once per parameter value (_worth_hoisting), replaced by symbols ``_p0``, ``_p1``,
+    ...: (new exprs, [(symbol, subexpression)])."""
+    found: dict[sp.Basic, sp.Symbol] = {}
+
+    def visit(e: sp.Basic) -> None:
+        if (
+            isinstance(e, sp.Expr)
+            and not e.is_Atom
+            and e.free_symbols
+            and e.free_symbols <= params
+            and _worth_hoisting(e)
+        ):
+            if e not in found:
+                found[e] = sp.Symbol(f"_p{len(found)}")
+            return
+        for arg in e.args:
+            visit(arg)
+
+    for e in exprs:
+        visit(sp.sympify(e))
+    new = [sp.sympify(e).xreplace(found) for e in exprs]
+    return new, [(sym, e) for e, sym in found.items()]
+
+
+def _split_parts(exprs: list[sp.Basic], joint, params: set[sp.Symbol]):
+    """Calls of PARAMETER_PARTS functions whose first k arguments depend on the parameters
+    alone, rewritten to the ``_at`` form with the part as an argument (which _hoist then
+    makes a parameter term); joint calls likewise (JOINT_PARAMETER_PARTS)."""
+
+    def splits(e) -> bool:
+        k = PARAMETER_PARTS[type(e)][0]
+        head = [a.free_symbols for a in e.args[:k]]
+        return all(h <= params for h in head) and not e.free_symbols <= params
+
+    def rewrite(e):
+        k, part, at = PARAMETER_PARTS[type(e)]
+        return at(*e.args, part(*e.args[:k]))
+
+    classes = tuple(PARAMETER_PARTS)
+    new = [
+        sp.sympify(e).replace(lambda n: isinstance(n, classes) and splits(n), rewrite)
+        for e in exprs
+    ]
+    new_joint = []
+    for syms, call_args, template in joint:
+        k, part, at_template = JOINT_PARAMETER_PARTS.get(template, (None, None, None))
+        if k is not None and all(sp.sympify(a).free_symbols <= params for a in call_args[:k]):
+            call_args = (*call_args, part(*call_args[:k]))
+            template = at_template
+        new_joint.append((syms, call_args, template))
+    return new, new_joint
 
 
 def _joint_calls(exprs: list[sp.Basic]):
@@ -94,16 +171,30 @@ def formula_function(
     outputs: list[tuple[str, sp.Basic]],
     backend: str,
     ref: str,
+    hoist: list[str] | None = None,
 ) -> FormulaFunction:
     """Print ``outputs`` (label, expression) as one function of ``args`` for ``backend``
     ("scalar": a per-element function of the one source; "torch": a torch expression of the
     parameters). In the scalar source, functions that one scalar function computes together
-    (JOINT_CALLS) are computed by one call of it."""
+    (JOINT_CALLS) are computed by one call of it. With ``hoist`` (the parameter names), the
+    subexpressions of the parameters alone (_hoist) become extra arguments, computed by
+    ``.terms``, a function of the parameters (so the CPU kernels compute them once per
+    parameter value rather than once per element)."""
     printer = Printer(backend, ref)
     exprs, joint = [e for _, e in outputs], []
     if backend == "scalar":
         exprs, joint = _joint_calls(exprs)
     joint_args = [a for _, call_args, _ in joint for a in call_args]
+    terms = []
+    if hoist:
+        symbols = {
+            s for e in exprs + joint_args for s in sp.sympify(e).free_symbols if s.name in hoist
+        }
+        exprs, joint = _split_parts(exprs, joint, symbols)
+        joint_args = [a for _, call_args, _ in joint for a in call_args]
+        hoisted, terms = _hoist(exprs + joint_args, symbols)
+        exprs, joint_args = hoisted[: len(exprs)], hoisted[len(exprs) :]
+        joint = _rejoin(joint, joint_args)
     kept, reduced = _cse(exprs + joint_args)
     reduced, reduced_args = reduced[: len(exprs)], reduced[len(exprs) :]
     comments = [f"{label} = {sp.sstr(e)}" for label, e in outputs]
@@ -115,7 +206,40 @@ def formula_function(
         items.append((syms, used, f"{', '.join(map(str, syms))} = {call}"))
     lines = _ordered(items)
     returns = [printer.output(e) for e in reduced]
-    return FormulaFunction(name, args, lines, returns, comments)
+    f = FormulaFunction(name, args, lines, returns, comments)
+    if terms:
+        f.term_names = [str(sym) for sym, _ in terms]
+        f.terms = formula_function(
+            f"{name}_terms", hoist, [(str(sym), e) for sym, e in terms], backend, hoist[0]
+        )
+        f.terms.comments = [f"parameter terms of {name}:", *f.terms.comments]
+    return f
+
+
+def _rejoin(joint, joint_args):
+    """``joint`` with its calls' arguments replaced by ``joint_args`` (in order)."""
+    out, k = [], 0
+    for syms, call_args, template in joint:
+        out.append((syms, tuple(joint_args[k : k + len(call_args)]), template))
+        k += len(call_args)
+    return out
+
+
+def split_parts(f: FormulaFunction) -> list[FormulaFunction]:
+    """The functions to print for ``f``: f itself, or, where it has parameter terms, the terms
+    function, ``<name>_at`` (f with the terms as arguments) and ``<name>``, which calls both."""
+    if f.terms is None:
+        return [f]
+    names = ", ".join(f.term_names)
+    at = FormulaFunction(f"{f.name}_at", f.args + f.term_names, f.lines, f.returns, f.comments)
+    whole = FormulaFunction(
+        f.name,
+        f.args,
+        [f"{names} = {f.terms.name}({', '.join(f.terms.args)})"],
+        [f"{at.name}({', '.join(at.args)})"],
+        [f"{f.name} = {at.name} with {f.terms.name} (computed once per parameter value on the CPU)"],
+    )
+    return [f.terms, at, whole]
 
 
 def _support_condition(d: Derivation) -> sp.Basic:
@@ -143,7 +267,8 @@ def _formulas(d: Derivation) -> dict[str, FormulaFunction]:
     bounded = d.support_lo != -sp.oo or d.support_hi != sp.oo
 
     def fn(op, args, outputs, ref):
-        return formula_function(op, args, outputs, "scalar", ref)
+        hoist = ps if op not in ("support", "in_support") else None
+        return formula_function(op, args, outputs, "scalar", ref, hoist)
 
     out = {
         "log_prob": fn("log_prob", zs, [("log q", d.log_pdf)], z),
@@ -224,6 +349,35 @@ def _sampler(d: Derivation) -> FormulaFunction:
     return f
 
 
+def _base_draw(d: Derivation) -> str | None:
+    """What one draw transforms: "uniform" (no sampler: icdf of a uniform), "normal" (a sampler
+    with one standard_normal and no other variate) or None (rejection variates)."""
+    if d.spec.sampler is None:
+        return "uniform"
+    calls = sp.sympify(d.spec.sampler).atoms(*VARIATES)
+    if len(calls) == 1 and type(next(iter(calls))).__name__ == "standard_normal":
+        return "normal"
+    return None
+
+
+def _sample_from_normal(d: Derivation) -> FormulaFunction | None:
+    """``sample_from_normal(_r0, params...)``: the sampler with its standard normal given, for
+    draws whose normals come from torch's generator (irtgen.runtime.ops.draw)."""
+    if _base_draw(d) != "normal":
+        return None
+    ps = d.param_names
+    expr = sp.sympify(d.spec.sampler).xreplace(dict(zip(d.spec.params, d.params, strict=True)))
+    (call,) = expr.atoms(*VARIATES)
+    body = expr.xreplace({call: sp.Symbol("_r0", real=True)})
+    return formula_function(
+        "sample_from_normal",
+        ["_r0", *ps],
+        [(f"{d.z.name} = {sp.sstr(expr)} at standard_normal() = _r0, i.e. {d.z.name}", body)],
+        "scalar",
+        "_r0",
+    )
+
+
 def _uses_special_functions(d: Derivation) -> bool:
     """Whether the derivative formulas call the incomplete gamma/beta or Student-t functions:
     then the backward runs in float64 (their products overflow float32 in far tails)."""
@@ -275,10 +429,12 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
             else p.name
             for p in spec.params
         ),
-        "formulas": _formulas(d),
+        "formulas": {k: split_parts(f) for k, f in _formulas(d).items()},
         "has_icdf": d.icdf is not None,
         "wide_gradients": _uses_special_functions(d),
         "sampler": _sampler(d),
+        "sample_from_normal": _sample_from_normal(d),
+        "base_draw": _base_draw(d),
         "has_sampler": spec.sampler is not None,
         "sampler_text": sp.sstr(spec.sampler) if spec.sampler is not None else None,
         "has_bounds": d.support_lo != -sp.oo or d.support_hi != sp.oo,

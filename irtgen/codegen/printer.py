@@ -27,7 +27,12 @@ import math
 import sympy as sp
 from sympy.logic.boolalg import BooleanFalse, BooleanTrue
 
-from irtgen.codegen.functions import BINARY_CHAINS, FUNCTIONS, UnsupportedFunctionError
+from irtgen.codegen.functions import (
+    BINARY_CHAINS,
+    FUNCTIONS,
+    PART_FUNCTIONS,
+    UnsupportedFunctionError,
+)
 
 # Precedence levels of the emitted Python.
 _ATOM, _POW, _UNARY, _MUL, _ADD, _CMP, _AND, _OR = 100, 60, 55, 50, 40, 30, 20, 10
@@ -160,7 +165,7 @@ class Printer:
                 "only polygamma(0, x) (digamma)"
             )
         if isinstance(expr, sp.Function):
-            impl = FUNCTIONS.get(type(expr))
+            impl = FUNCTIONS.get(type(expr)) or PART_FUNCTIONS.get(type(expr))
             if impl is None or getattr(impl, self.backend) is None:
                 raise UnsupportedFunctionError(
                     f"function {type(expr).__name__} (in {expr}) has no {self.backend} "

@@ -8,8 +8,10 @@ numba-compiled scalar functions and compiles one parallel kernel per binding, ca
 parameters ``(NB, NP)`` (row j holds the parameters of batch column j), element i uses row
 ``i % NB``.
 
-Every scalar function runs in float64: the launchers hand float64 arrays in and round the results
-to the caller's dtype once.
+Every scalar function runs in float64. Values, incoming gradients and outputs are float32 or
+float64 arrays (numba compiles one kernel per dtype): each element is widened to float64 when it
+is loaded and rounded to the output's dtype when it is stored, so no float64 copy of a large
+array is ever made. Parameters and reductions are float64.
 
 Reductions are deterministic: the backward sums rows in fixed chunks (``ROWS_PER_CHUNK`` depends
 only on the shape), each chunk sequentially into its own partial sums, and the partials are then
@@ -38,8 +40,10 @@ if numba.config.THREADING_LAYER == "default":
 # bound per instance
 FN = None
 INSIDE = None
-NP = 0
+NP = 0  # parameter columns FN takes
+NG = 0  # of which the first NG are the family's parameters (the backward's gradients, INSIDE's)
 NOUT = 1
+NEED_VALUE = False  # the backward writes g r_0 (a constant: r_0 is not computed otherwise)
 LOG_PROB = CDF = SF = LOG_PROB_GRAD = IMPLICIT_GRAD = None  # the mixture backward's formulas
 CHUNK_ELEMENTS = 1 << 14  # elements per reduction chunk (of whole rows)
 
@@ -51,24 +55,51 @@ def map_values(out, x, P):
     """out[i] = FN(x[i], *P[i % NB])."""
     NB = P.shape[0]
     for i in prange(x.size):
-        out[i] = FN(x[i], *to_fixed_tuple(P[i % NB], NP))
+        out[i] = FN(np.float64(x[i]), *to_fixed_tuple(P[i % NB], NP))
+
+
+def map_uniforms(out, u, P):
+    """out[i] = FN(v, *P[i % NB]) with v = (floor(2^52 u[i]) + 1/2) 2^-52: a uniform u in
+    [0, 1) (torch.rand's float64, a multiple of 2^-53) turned into one strictly inside (0, 1),
+    as irtgen.scalar.random's uniforms are, so an icdf never sees 0 or 1."""
+    NB = P.shape[0]
+    for i in prange(u.size):
+        v = (np.floor(u[i] * 4503599627370496.0) + 0.5) * 2.220446049250313e-16
+        out[i] = FN(v, *to_fixed_tuple(P[i % NB], NP))
+
+
+def count_outside(x, P):
+    """Number of i with not FN(x[i], *P[i % NB]) (FN: a support test)."""
+    NB = P.shape[0]
+    n = 0
+    for i in prange(x.size):
+        if not FN(np.float64(x[i]), *to_fixed_tuple(P[i % NB], NP)):
+            n += 1
+    return n
 
 
 def map_values_multi(out, x, P):
     """out[k, i] = FN(x[i], *P[i % NB])[k] for k < NOUT."""
     NB = P.shape[0]
     for i in prange(x.size):
-        r = FN(x[i], *to_fixed_tuple(P[i % NB], NP))
+        r = FN(np.float64(x[i]), *to_fixed_tuple(P[i % NB], NP))
         for k in range(NOUT):
             out[k, i] = r[k]
 
 
 def map_params(out, P):
-    """out[k, j] = FN(*P[j])[k]: functions of the parameters alone (the support's ends)."""
+    """out[k, j] = FN(*P[j])[k]: functions of the parameters alone (the support's ends, the
+    parameter terms of a formula)."""
     for j in prange(P.shape[0]):
         r = FN(*to_fixed_tuple(P[j], NP))
         for k in range(NOUT):
             out[k, j] = r[k]
+
+
+def map_params_one(out, P):
+    """out[0, j] = FN(*P[j]) for a function of the parameters with one output."""
+    for j in prange(P.shape[0]):
+        out[0, j] = FN(*to_fixed_tuple(P[j], NP))
 
 
 def sample(out, P, seed):
@@ -78,10 +109,10 @@ def sample(out, P, seed):
         out[i] = FN(seed, i, *to_fixed_tuple(P[i % NB], NP))
 
 
-def backward(gvalue, partials, x, g, P, need_value, rows_per_chunk):
-    """Fused backward: r = FN(x, θ) = (d/dx, d/dθ_1, ...); gvalue[i] = g r_0 and
-    partials[c, k, j] = Σ over the rows of chunk c of g r_(k+1), zero outside the support
-    (INSIDE)."""
+def backward(gvalue, partials, x, g, P, rows_per_chunk):
+    """Fused backward: r = FN(x, θ, terms) = (d/dx, d/dθ_1, ..., d/dθ_NG); gvalue[i] = g r_0
+    and partials[c, k, j] = Σ over the rows of chunk c of g r_(k+1), zero outside the support
+    (INSIDE(x, θ)). P's row j holds θ then the parameter terms of FN (if any)."""
     NB = P.shape[0]
     M = x.size // NB
     for c in prange(partials.shape[0]):
@@ -91,15 +122,16 @@ def backward(gvalue, partials, x, g, P, need_value, rows_per_chunk):
             for j in range(NB):
                 i = m * NB + j
                 p = to_fixed_tuple(P[j], NP)
-                gi = g[i]
-                if gi == 0.0 or not INSIDE(x[i], *p):
-                    if need_value:
+                gi = np.float64(g[i])
+                xi = np.float64(x[i])
+                if gi == 0.0 or not INSIDE(xi, *to_fixed_tuple(P[j, 0:NG], NG)):
+                    if NEED_VALUE:
                         gvalue[i] = 0.0
                     continue
-                r = FN(x[i], *p)
-                if need_value:
+                r = FN(xi, *p)
+                if NEED_VALUE:
                     gvalue[i] = gi * r[0]
-                for k in range(NP):
+                for k in range(NG):
                     partials[c, k, j] += gi * r[k + 1]
 
 
@@ -267,50 +299,77 @@ def _tag(sf, what: str) -> str:
 
 
 def run_map(sf, x: np.ndarray, P: np.ndarray, n_out: int = 1) -> np.ndarray:
-    """sf(x[i], *P[i % NB]) for flat float64 ``x`` and ``P`` of shape (NB, NP); (N,) or
-    (n_out, N)."""
+    """sf(x[i], *P[i % NB]) for flat float32 or float64 ``x`` and float64 ``P`` of shape
+    (NB, NP); (N,) or (n_out, N), of x's dtype."""
     NP = P.shape[1]
     if n_out == 1:
-        out = np.empty(x.size, dtype=np.float64)
+        out = np.empty(x.size, dtype=x.dtype)
         kernel = instance(map_values, _tag(sf, f"map{NP}"), FN=sf, NP=NP)
     else:
-        out = np.empty((n_out, x.size), dtype=np.float64)
+        out = np.empty((n_out, x.size), dtype=x.dtype)
         kernel = instance(map_values_multi, _tag(sf, f"mapm{NP}.{n_out}"), FN=sf, NP=NP, NOUT=n_out)
     if x.size:
         kernel(out, x, P)
     return out
 
 
+def run_uniforms(sf, u: np.ndarray, P: np.ndarray, dtype) -> np.ndarray:
+    """sf(v_i, *P[i % NB]) for float64 uniforms u in [0, 1) (``map_uniforms``), rounded to
+    ``dtype``."""
+    NP = P.shape[1]
+    out = np.empty(u.size, dtype=dtype)
+    if u.size:
+        instance(map_uniforms, _tag(sf, f"uniforms{NP}"), FN=sf, NP=NP)(out, u, P)
+    return out
+
+
+def run_count_outside(inside_sf, x: np.ndarray, P: np.ndarray) -> int:
+    """How many x[i] the support test ``inside_sf(x[i], *P[i % NB])`` rejects."""
+    NP = P.shape[1]
+    if not x.size:
+        return 0
+    kernel = instance(count_outside, _tag(inside_sf, f"outside{NP}"), FN=inside_sf, NP=NP)
+    return int(kernel(x, P))
+
+
 def run_params(sf, P: np.ndarray, n_out: int) -> np.ndarray:
     """sf(*P[j]) -> (n_out, NB)."""
     NP = P.shape[1]
     out = np.empty((n_out, P.shape[0]), dtype=np.float64)
-    kernel = instance(map_params, _tag(sf, f"params{NP}.{n_out}"), FN=sf, NP=NP, NOUT=n_out)
+    if n_out == 1:
+        kernel = instance(map_params_one, _tag(sf, f"params{NP}.1"), FN=sf, NP=NP)
+    else:
+        kernel = instance(map_params, _tag(sf, f"params{NP}.{n_out}"), FN=sf, NP=NP, NOUT=n_out)
     if P.shape[0]:
         kernel(out, P)
     return out
 
 
-def run_sample(sf, P: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """sf(seed, i, *P[i % NB]) for i < n."""
+def run_sample(sf, P: np.ndarray, n: int, seed: int, dtype=np.float64) -> np.ndarray:
+    """sf(seed, i, *P[i % NB]) for i < n, rounded to ``dtype`` (float32 or float64)."""
     NP = P.shape[1]
-    out = np.empty(n, dtype=np.float64)
+    out = np.empty(n, dtype=dtype)
     if n:
         instance(sample, _tag(sf, f"sample{NP}"), FN=sf, NP=NP)(out, P, np.int64(seed))
     return out
 
 
-def run_backward(grad_sf, inside_sf, x, g, P, need_value: bool):
-    """(gvalue (N,) or None, parameter gradients (NP, NB)) of Σ g * grad_sf(x, θ); see
-    ``backward``."""
+def run_backward(grad_sf, inside_sf, x, g, P, need_value: bool, n_grads: int | None = None):
+    """(gvalue (N,) of x's dtype or None, float64 parameter gradients (n_grads, NB)) of
+    Σ g * grad_sf(x, *P[j]); see ``backward``. P's first ``n_grads`` columns (default: all)
+    are the family's parameters, the rest parameter terms of grad_sf."""
     NB, NP = P.shape
+    NG = NP if n_grads is None else n_grads
     M = x.size // max(NB, 1)
-    partials = empty_partials(M, NB, NP)
-    gvalue = np.empty(x.size if need_value else 0, dtype=np.float64)
-    tag = f"{_tag(grad_sf, f'backward{NP}')}.{_tag(inside_sf, '')}"
-    kernel = instance(backward, tag, FN=grad_sf, INSIDE=inside_sf, NP=NP)
+    partials = empty_partials(M, NB, NG)
+    gvalue = np.empty(x.size if need_value else 0, dtype=x.dtype)
+    need_value = bool(need_value)
+    tag = f"{_tag(grad_sf, f'backward{NP}.{NG}.{int(need_value)}')}.{_tag(inside_sf, '')}"
+    kernel = instance(
+        backward, tag, FN=grad_sf, INSIDE=inside_sf, NP=NP, NG=NG, NEED_VALUE=need_value
+    )
     if x.size:
-        kernel(gvalue, partials, x, g, P, bool(need_value), rows_per_chunk(NB))
+        kernel(gvalue, partials, x, g, P, rows_per_chunk(NB))
     # chunks are added in chunk order: the sum does not depend on the thread count
     grads = partials[0].copy()
     for c in range(1, partials.shape[0]):

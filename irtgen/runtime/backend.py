@@ -3,6 +3,13 @@
 ``IRTGEN_BACKEND=numba`` or ``=triton`` forces one; it is read at every call. Triton kernels on
 CPU tensors need ``TRITON_INTERPRET=1`` (set before the first kernel launch). Both run the same
 scalar source (irtgen.scalar).
+
+``IRTGEN_CPU_DRAWS`` (read at every draw) chooses where numba's kernels take the randomness of
+families whose draw transforms one uniform or one normal: ``torch`` (the default) draws those
+from torch's generator, as torch.distributions does, and the kernel applies the transform;
+``philox`` keys every draw by (Philox seed, element index) as Triton's kernels do, so the same
+seed gives the same draws on the CPU and on a GPU. Rejection samplers (Gamma, Beta, Student-t,
+Dirichlet) and mixtures draw from the Philox stream either way.
 """
 
 from __future__ import annotations
@@ -35,3 +42,14 @@ def select_backend(device: torch.device) -> str:
             )
         return "triton"
     raise ValueError(f"IRTGEN_BACKEND must be 'numba', 'triton' or unset, got {forced!r}")
+
+
+CPU_DRAWS = ("torch", "philox")
+
+
+def cpu_draws() -> str:
+    """ "torch" or "philox": IRTGEN_CPU_DRAWS, default "torch"."""
+    mode = os.environ.get("IRTGEN_CPU_DRAWS", "").strip().lower() or "torch"
+    if mode not in CPU_DRAWS:
+        raise ValueError(f"IRTGEN_CPU_DRAWS must be 'torch', 'philox' or unset, got {mode!r}")
+    return mode

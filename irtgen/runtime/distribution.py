@@ -100,8 +100,7 @@ class GeneratedDistribution(Distribution):
                     f"Value is not broadcastable with batch_shape+event_shape: {actual} vs "
                     f"{expected}."
                 )
-        inside = self.family.evaluate("in_support", value, *self._params)
-        if not torch._is_all_true(torch.as_tensor(inside)):
+        if not ops.all_in_support(self.family, value, self._params, self.batch_shape):
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) "
                 f"to be within the support ({self.support!r}) of the distribution {self!r}, "

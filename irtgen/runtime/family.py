@@ -25,6 +25,9 @@ class Family:
     has_bounds: bool  # the support is not the whole real line
     has_icdf: bool  # closed-form icdf (otherwise numeric inversion)
     has_sampler: bool = False  # a sampler formula draws samples (otherwise icdf of a uniform)
+    # what one draw transforms: "uniform" (icdf), "normal" (sample_from_normal) or None
+    # (rejection variates, which draw from the Philox stream on every backend)
+    base_draw: str | None = None
     wide_gradients: bool = False  # formulas with special functions: float64 on every backend
 
     @property
@@ -36,6 +39,16 @@ class Family:
     def fn(self, op: str):
         """The scalar function of formula ``op``."""
         return getattr(self.module, op)
+
+    def split(self, op: str):
+        """(terms, at, n) where formula ``op`` has parameter terms: ``op(x, θ)`` =
+        ``at(x, θ, *terms(θ))`` with n terms (irtgen.codegen.module._hoist); else None."""
+        terms = getattr(self.module, f"{op}_terms", None)
+        if terms is None:
+            return None
+        at = getattr(self.module, f"{op}_at")
+        n = at.fn.__code__.co_argcount - 1 - len(self.param_names)
+        return terms, at, n
 
     def n_out(self, op: str) -> int:
         return _N_OUT.get(op, lambda P: 1)(len(self.param_names))

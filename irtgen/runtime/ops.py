@@ -25,7 +25,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from irtgen.runtime import launch, rng
-from irtgen.runtime.backend import select_backend
+from irtgen.runtime.backend import cpu_draws, select_backend
 from irtgen.runtime.family import Family
 
 # -- the kernels: numba on the CPU, Triton on CUDA (or in the interpreter) ----------------------
@@ -44,14 +44,29 @@ def _gpu():
     return gpu
 
 
-def _numpy(t: torch.Tensor):
-    """A float64 numpy view (or copy) of a CPU tensor: every CPU kernel computes in float64."""
-    return t.detach().to(torch.float64).contiguous().numpy()
+def _numpy(t: torch.Tensor, dtype: torch.dtype = torch.float64):
+    """A numpy view (or copy) of a CPU tensor in ``dtype``. The CPU kernels take float32 or
+    float64 values (and compute in float64); parameters are float64."""
+    return t.detach().to(dtype).contiguous().numpy()
 
 
 def _param_rows(params):
     """(NB, NP) float64 numpy array: row j holds the parameters of batch column j."""
     return _numpy(torch.stack([p.reshape(-1) for p in params], dim=1))
+
+
+def _cpu_formula(family: Family, op: str, P):
+    """(scalar function, parameter rows) that the CPU kernels run for formula ``op``: ``op``
+    itself, or ``op_at`` with the formula's parameter terms computed once per row of P and
+    appended to it as columns (Family.split)."""
+    split = family.split(op)
+    if split is None:
+        return family.fn(op), P
+    import numpy as np
+
+    terms, at, n = split
+    C = _cpu().run_params(terms, P, n)
+    return at, np.ascontiguousarray(np.concatenate([P, C.T], axis=1))
 
 
 def evaluate(family: Family, op: str, tensors):
@@ -71,11 +86,11 @@ def map_scalar(sf, tensors, n_out: int = 1, wide: bool = False):
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     device = tensors[0].device
     if select_backend(device) == "numba":
-        flat = [_numpy(t.expand(shape).reshape(-1)) for t in tensors]
         import numpy as np
 
-        x = flat[0]
-        P = np.stack(flat[1:], axis=1) if len(flat) > 1 else np.zeros((x.size, 0))
+        x = _numpy(tensors[0].expand(shape).reshape(-1), work)
+        flat = [_numpy(t.expand(shape).reshape(-1)) for t in tensors[1:]]
+        P = np.stack(flat, axis=1) if flat else np.zeros((x.size, 0))
         if x.size == 0:
             out = np.empty((n_out, 0)) if n_out > 1 else np.empty(0)
         elif P.shape[1] == 0 and n_out > 1:  # a function of one argument with several outputs
@@ -90,6 +105,19 @@ def map_scalar(sf, tensors, n_out: int = 1, wide: bool = False):
         outs = list(out) if n_out > 1 else [out]
     outs = [o.to(device=device, dtype=result).reshape(shape) for o in outs]
     return outs[0] if n_out == 1 else tuple(outs)
+
+
+def all_in_support(family: Family, value: torch.Tensor, params, batch_shape) -> bool:
+    """Whether every element of ``value`` (broadcast against the batch shape) lies in the
+    support, by the family's ``in_support`` formula; on the CPU a counting kernel, without an
+    output array."""
+    value, params, _ = _prepare(value, params, batch_shape)
+    flat = launch.flatten(value, params, batch_shape)
+    if select_backend(value.device) == "numba":
+        x = _numpy(flat.value, flat.value.dtype)
+        return _cpu().run_count_outside(family.fn("in_support"), x, _param_rows(flat.params)) == 0
+    inside = evaluate(family, "in_support", (flat.value.reshape(flat.M, flat.NB), *flat.params))
+    return bool(inside.all())
 
 
 # -- forward ---------------------------------------------------------------------------------
@@ -108,8 +136,9 @@ def forward_map(family: Family, op: str, value: torch.Tensor, params, batch_shap
     value, params, result_dtype = _prepare(value, params, batch_shape)
     flat = launch.flatten(value, params, batch_shape)
     if select_backend(value.device) == "numba":
-        P = _param_rows(flat.params)
-        out = torch.from_numpy(_cpu().run_map(family.fn(op), _numpy(flat.value), P))
+        sf, P = _cpu_formula(family, op, _param_rows(flat.params))
+        x = _numpy(flat.value, flat.value.dtype)
+        out = torch.from_numpy(_cpu().run_map(sf, x, P))
     else:
         out = _gpu().run_family_map(family.fn(op), flat.value, flat.params, family.wide(op))
     return out.reshape(flat.out_shape).to(result_dtype)
@@ -123,16 +152,37 @@ def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None)
     work, result = launch.compute_dtype(*params)
     flat_params = [p.to(work).expand(batch_shape).contiguous().reshape(-1) for p in params]
     n = math.prod(shape)
+    backend = select_backend(device)
+    if backend == "numba" and family.base_draw and cpu_draws() == "torch":
+        return _draw_from_torch(family, shape, flat_params, work, generator).to(result)
     seed = rng.philox_seed(device, generator)
-    if select_backend(device) == "numba":
-        z = torch.from_numpy(
-            _cpu().run_sample(family.fn("sample"), _param_rows(flat_params), n, seed)
-        )
+    if backend == "numba":
+        P = _param_rows(flat_params)
+        dtype = torch.empty(0, dtype=work).numpy().dtype
+        z = torch.from_numpy(_cpu().run_sample(family.fn("sample"), P, n, seed, dtype))
     else:
         z = _gpu().run_family_sample(
             family.fn("sample"), flat_params, n, seed, work, family.wide("sample")
         )
     return z.reshape(shape).to(result)
+
+
+def _draw_from_torch(family: Family, shape, flat_params, work, generator) -> torch.Tensor:
+    """CPU draws of a family whose draw transforms one uniform (its icdf) or one normal
+    (``sample_from_normal``), with that uniform or normal from torch's generator
+    (backend.cpu_draws): torch.rand in float64 (52 of its bits kept, never 0 or 1), torch.randn
+    in the compute dtype, as torch.distributions draws them."""
+    n = math.prod(shape)
+    P = _param_rows(flat_params)
+    dtype = torch.empty(0, dtype=work).numpy().dtype
+    if family.base_draw == "normal":
+        r = torch.randn(n, dtype=work, generator=generator)
+        z = _cpu().run_map(family.fn("sample_from_normal"), r.numpy(), P)
+    else:
+        u = torch.rand(n, dtype=torch.float64, generator=generator)
+        sf, P = _cpu_formula(family, "icdf", P)
+        z = _cpu().run_uniforms(sf, u.numpy(), P, dtype)
+    return torch.from_numpy(z).reshape(shape)
 
 
 # -- backward --------------------------------------------------------------------------------
@@ -157,9 +207,9 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
     g = grad.contiguous().reshape(-1)
     grad_fn, inside_fn = family.fn(f"{op}_grad"), family.fn("in_support")
     if select_backend(value.device) == "numba":
-        gv, gp = _cpu().run_backward(
-            grad_fn, inside_fn, _numpy(flat.value), _numpy(g), _param_rows(flat.params), need_value
-        )
+        x, gx = _numpy(flat.value, flat.value.dtype), _numpy(g, flat.value.dtype)
+        grad_fn, P = _cpu_formula(family, f"{op}_grad", _param_rows(flat.params))
+        gv, gp = _cpu().run_backward(grad_fn, inside_fn, x, gx, P, need_value, len(params))
         gvalue = torch.from_numpy(gv) if gv is not None else None
         gparams = [torch.from_numpy(gp[k]) if n else None for k, n in enumerate(need_params)]
     else:

@@ -40,7 +40,9 @@ rounding the correction compensates; with every product exact, contraction canno
 anything. lgamma(1 + a) (a <= 1/2, in the series' log I) is gamma.lgamma1p.
 
 Public functions: betainc, betainc_ratios (both ratios from one evaluation), betainc_da_ratio,
-betainc_db_ratio, betaln, log_beta_density. The Temme sums at the end are rendered by
+betainc_db_ratio, betaln, log_beta_density; each but betaln also as ``*_at`` taking
+log_beta_norm(a, b), the part of log P that depends on a and b alone (formulas of a family with
+parameters a, b compute it once per parameter value). The Temme sums at the end are rendered by
 tools/render_beta_temme.py.
 """
 
@@ -203,11 +205,14 @@ def _exponent(a, b, x, y, d):
 
 
 @scalar
-def _log_prefactor(a, b, e):
-    """log P = log(x^a y^b / B(a, b)) = E + log(ab/(2 pi (a+b)))/2 - (w(a) + w(b) - w(a+b))."""
+def log_beta_norm(a, b):
+    """N(a, b) = log(ab/(2 pi (a+b)))/2 - (w(a) + w(b) - w(a+b)), symmetric in a and b: the part
+    of log P = log(x^a y^b / B(a, b)) = E + N(a, b) that depends on a and b alone (a, b > 0
+    finite; the callers check). Formulas with fixed a, b compute it once per parameter value and
+    call the ``*_at`` functions below."""
     r = a + b
     dw = _stirlerr_pos(a) + _stirlerr_pos(b) - _stirlerr_pos(r)
-    return e + 0.5 * (tl.log(a * b / r) - 1.8378770664093455) - dw
+    return 0.5 * (tl.log(a * b / r) - 1.8378770664093455) - dw
 
 
 # -- the three methods, for x <= mu (or where they converge) ---------------------------------
@@ -437,9 +442,10 @@ def _continued_fraction(a, b, x, y, d, lxm, lym, log_p, ca, cb, NEED_GRAD):
 
 
 @scalar
-def _inner(a, b, x, y, NEED_GRAD):
+def _inner(a, b, x, y, norm, NEED_GRAD, HAVE_NORM):
     """I_x(a, b) (NEED_GRAD 0) or the two ratios (NEED_GRAD 1) as (value, ratio_a, ratio_b),
-    for 0 < a, b < inf and 0 < x, y < 1: one regime per element (module docstring).
+    for 0 < a, b < inf and 0 < x, y < 1, norm = log_beta_norm(a, b) (computed here, where it
+    is used, unless HAVE_NORM): one regime per element (module docstring).
     NEED_GRAD is a literal at every call site: a constexpr for Triton, which compiles only the
     computations that it asks for."""
     # the smaller of x, y is the exact one
@@ -490,7 +496,9 @@ def _inner(a, b, x, y, NEED_GRAD):
         log_y = ly0
         lxm = lxm0
         lym = lym0
-    log_p = _log_prefactor(aa, bb, e)
+    if not HAVE_NORM:
+        norm = log_beta_norm(a, b)
+    log_p = e + norm  # log_beta_norm is symmetric: the same for the swapped pair
     ca = 0.0 * x
     cb = ca
     if NEED_GRAD:
@@ -527,12 +535,14 @@ def _valid(a, b, x, y):
 
 
 @scalar
-def _betainc_core(a, b, x, y, NEED_GRAD):
+def _betainc_core(a, b, x, y, norm, NEED_GRAD, HAVE_NORM):
     """(I, ratio_a, ratio_b) with the edge values: x = 0 or y = 0 give I = 0 or 1 and ratios 0,
-    invalid arguments NaN."""
+    invalid arguments NaN. ``norm`` is log_beta_norm(a, b) if HAVE_NORM, else _inner computes
+    it where it is used (fewer live values on the GPU). NEED_GRAD and HAVE_NORM are literals at
+    every call site (constexprs for Triton)."""
     if _valid(a, b, x, y):
         if (x > 0.0) and (y > 0.0):
-            value, ra, rb = _inner(a, b, x, y, NEED_GRAD)
+            value, ra, rb = _inner(a, b, x, y, norm, NEED_GRAD, HAVE_NORM)
         else:
             ra = 0.0 * x
             rb = ra
@@ -548,33 +558,58 @@ def _betainc_core(a, b, x, y, NEED_GRAD):
 
 
 @scalar
+def betainc_at(a, b, x, y, norm):
+    """betainc with norm = log_beta_norm(a, b) given."""
+    value, _ra, _rb = _betainc_core(a, b, x, y, norm, 0, 1)
+    return value
+
+
+@scalar
 def betainc(a, b, x, y):
     """Regularized incomplete beta I_x(a, b) = int_0^x t^(a-1) (1-t)^(b-1) dt / B(a, b), given
     y = 1 - x as well; full relative accuracy in both tails."""
-    value, _ra, _rb = _betainc_core(a, b, x, y, 0)
+    value, _ra, _rb = _betainc_core(a, b, x, y, 0.0 * a, 0, 0)
     return value
+
+
+@scalar
+def betainc_ratios_at(a, b, x, y, norm):
+    """betainc_ratios with norm = log_beta_norm(a, b) given."""
+    _value, ra, rb = _betainc_core(a, b, x, y, norm, 1, 1)
+    return ra, rb
 
 
 @scalar
 def betainc_ratios(a, b, x, y):
     """((dI/da)/(dI/dx), (dI/db)/(dI/dx)) of I = I_x(a, b) from one evaluation, without forming
     the density (it cancels)."""
-    _value, ra, rb = _betainc_core(a, b, x, y, 1)
-    return ra, rb
+    return betainc_ratios_at(a, b, x, y, log_beta_norm(a, b))
+
+
+@scalar
+def betainc_da_ratio_at(a, b, x, y, norm):
+    """betainc_da_ratio with norm = log_beta_norm(a, b) given."""
+    ra, _rb = betainc_ratios_at(a, b, x, y, norm)
+    return ra
 
 
 @scalar
 def betainc_da_ratio(a, b, x, y):
     """(dI_x(a, b)/da) / (dI_x(a, b)/dx), without forming either (the density cancels)."""
-    ra, _rb = betainc_ratios(a, b, x, y)
-    return ra
+    return betainc_da_ratio_at(a, b, x, y, log_beta_norm(a, b))
+
+
+@scalar
+def betainc_db_ratio_at(a, b, x, y, norm):
+    """betainc_db_ratio with norm = log_beta_norm(a, b) given."""
+    _ra, rb = betainc_ratios_at(a, b, x, y, norm)
+    return rb
 
 
 @scalar
 def betainc_db_ratio(a, b, x, y):
     """(dI_x(a, b)/db) / (dI_x(a, b)/dx) = -betainc_da_ratio(b, a, y, x)."""
-    _ra, rb = betainc_ratios(a, b, x, y)
-    return rb
+    return betainc_db_ratio_at(a, b, x, y, log_beta_norm(a, b))
 
 
 @scalar
@@ -584,11 +619,7 @@ def betaln(a, b):
     is inf, NaN unless a, b > 0."""
     if (a > 0.0) and (b > 0.0):
         if (a < float("inf")) and (b < float("inf")):
-            r = a + b
-            rho = a * b / r
-            dw = _stirlerr_pos(a) + _stirlerr_pos(b) - _stirlerr_pos(r)
-            out = -a * el.log1p(b / a) - b * el.log1p(a / b)
-            out = out - 0.5 * (tl.log(rho) - 1.8378770664093455) + dw
+            out = -a * el.log1p(b / a) - b * el.log1p(a / b) - log_beta_norm(a, b)
         else:
             out = -(a + b)  # -inf
     else:
@@ -600,6 +631,12 @@ def betaln(a, b):
 def log_beta_density(a, b, x, y):
     """log(x^(a-1) y^(b-1) / B(a, b)) = log dI_x(a, b)/dx with y = 1 - x, accurate for large a, b
     near the mode; x = 0 or y = 0 give the limits (+inf, a finite value, or -inf)."""
+    return log_beta_density_at(a, b, x, y, log_beta_norm(a, b))
+
+
+@scalar
+def log_beta_density_at(a, b, x, y, norm):
+    """log_beta_density with norm = log_beta_norm(a, b) given."""
     if _valid(a, b, x, y):
         if x == 0.0:
             # the density is x^(a-1)/B(a, b): inf, b (a = 1) or 0
@@ -613,7 +650,7 @@ def log_beta_density(a, b, x, y):
                 x = 1.0 - y
             d = _deviation(a, b, x, y)
             _u, _v, log_x, log_y, _lxm, _lym, e = _exponent(a, b, x, y, d)
-            out = _log_prefactor(a, b, e) - log_x - log_y
+            out = (e + norm) - log_x - log_y
     else:
         out = 0.0 * x + float("nan")
     return out

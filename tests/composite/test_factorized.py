@@ -352,6 +352,7 @@ def test_triton_backend_gradients(monkeypatch):
     # numbers, and their gradient formulas agree with Triton's at the same points.
     x = z.detach()
     monkeypatch.setenv("IRTGEN_BACKEND", "numba")
+    monkeypatch.setenv("IRTGEN_CPU_DRAWS", "philox")
     seen.clear()
     parts_numba, params_numba = three_parts()
     z_numba = torch.stack([p.reparameterize(x[..., i]) for i, p in enumerate(parts_numba)], -1)
