@@ -117,7 +117,6 @@ JOINT_CALLS: dict[tuple[type, ...], str] = {
 }
 
 
-
 # Parameter parts. Some scalar functions have a part that depends on their first k arguments
 # alone: in a family's formulas, where those arguments are free of the value, the part is a
 # parameter term (irtgen.codegen.module._hoist: computed once per parameter value on the CPU)

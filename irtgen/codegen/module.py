@@ -237,7 +237,9 @@ def split_parts(f: FormulaFunction) -> list[FormulaFunction]:
         f.args,
         [f"{names} = {f.terms.name}({', '.join(f.terms.args)})"],
         [f"{at.name}({', '.join(at.args)})"],
-        [f"{f.name} = {at.name} with {f.terms.name} (computed once per parameter value on the CPU)"],
+        [
+            f"{f.name} = {at.name} with {f.terms.name} (computed once per parameter value on the CPU)"
+        ],
     )
     return [f.terms, at, whole]
 
