@@ -46,45 +46,117 @@ NOUT = 1
 NEED_VALUE = False  # the backward writes g r_0 (a constant: r_0 is not computed otherwise)
 LOG_PROB = CDF = SF = LOG_PROB_GRAD = IMPLICIT_GRAD = None  # the mixture backward's formulas
 CHUNK_ELEMENTS = 1 << 14  # elements per reduction chunk (of whole rows)
+TILE_ELEMENTS = 1 << 13  # elements per task of the elementwise kernels
 
 
 # -- skeletons ---------------------------------------------------------------------------------
 
 
+def _tiles(M, NB):
+    """Tasks of an elementwise kernel over M rows x NB columns: (rows per tile, columns per
+    tile, tiles across the columns, tiles in all), about TILE_ELEMENTS elements a tile."""
+    C = min(NB, TILE_ELEMENTS)
+    R = max(1, TILE_ELEMENTS // NB)
+    across = -(-NB // C)
+    return R, C, across, -(-M // R) * across
+
+
+def _tile(t, M, NB, R, C, across):
+    """Rows [r0, r1) and columns [c0, c1) of tile t."""
+    r0 = (t // across) * R
+    c0 = (t % across) * C
+    return r0, min(M, r0 + R), c0, min(NB, c0 + C)
+
+
+_tiles = bind.njit(_tiles)
+_tile = bind.njit(_tile)
+
+
+# Every elementwise skeleton below loops over tiles in parallel and, inside a tile, over rows m
+# and columns j (element i = m NB + j, parameters P[j]) without an index modulo NB. One
+# parameter row (NB = 1, a broadcast parameter) is read once per tile: the loop over elements
+# is then a plain loop, which LLVM vectorizes when the formula has no call or loop.
+
+
 def map_values(out, x, P):
     """out[i] = FN(x[i], *P[i % NB])."""
     NB = P.shape[0]
-    for i in prange(x.size):
-        out[i] = FN(np.float64(x[i]), *to_fixed_tuple(P[i % NB], NP))
+    M = x.size // NB
+    R, C, across, tasks = _tiles(M, NB)
+    for t in prange(tasks):
+        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
+        if NB == 1:
+            p = to_fixed_tuple(P[0], NP)
+            for i in range(r0, r1):
+                out[i] = FN(np.float64(x[i]), *p)
+        else:
+            for m in range(r0, r1):
+                for j in range(c0, c1):
+                    i = m * NB + j
+                    out[i] = FN(np.float64(x[i]), *to_fixed_tuple(P[j], NP))
+
+
+def _uniform52(u):
+    """(floor(2^52 u) + 1/2) 2^-52: a uniform u in [0, 1) (torch.rand's float64, a multiple of
+    2^-53) turned into one strictly inside (0, 1), as irtgen.scalar.random's uniforms are."""
+    return (np.floor(u * 4503599627370496.0) + 0.5) * 2.220446049250313e-16
+
+
+_uniform52 = bind.njit(_uniform52)
 
 
 def map_uniforms(out, u, P):
-    """out[i] = FN(v, *P[i % NB]) with v = (floor(2^52 u[i]) + 1/2) 2^-52: a uniform u in
-    [0, 1) (torch.rand's float64, a multiple of 2^-53) turned into one strictly inside (0, 1),
-    as irtgen.scalar.random's uniforms are, so an icdf never sees 0 or 1."""
+    """out[i] = FN(_uniform52(u[i]), *P[i % NB]): an icdf never sees 0 or 1."""
     NB = P.shape[0]
-    for i in prange(u.size):
-        v = (np.floor(u[i] * 4503599627370496.0) + 0.5) * 2.220446049250313e-16
-        out[i] = FN(v, *to_fixed_tuple(P[i % NB], NP))
+    M = u.size // NB
+    R, C, across, tasks = _tiles(M, NB)
+    for t in prange(tasks):
+        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
+        if NB == 1:
+            p = to_fixed_tuple(P[0], NP)
+            for i in range(r0, r1):
+                out[i] = FN(_uniform52(u[i]), *p)
+        else:
+            for m in range(r0, r1):
+                for j in range(c0, c1):
+                    i = m * NB + j
+                    out[i] = FN(_uniform52(u[i]), *to_fixed_tuple(P[j], NP))
 
 
 def count_outside(x, P):
     """Number of i with not FN(x[i], *P[i % NB]) (FN: a support test)."""
     NB = P.shape[0]
+    M = x.size // NB
+    R, C, across, tasks = _tiles(M, NB)
     n = 0
-    for i in prange(x.size):
-        if not FN(np.float64(x[i]), *to_fixed_tuple(P[i % NB], NP)):
-            n += 1
+    for t in prange(tasks):
+        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
+        if NB == 1:
+            p = to_fixed_tuple(P[0], NP)
+            for i in range(r0, r1):
+                if not FN(np.float64(x[i]), *p):
+                    n += 1
+        else:
+            for m in range(r0, r1):
+                for j in range(c0, c1):
+                    if not FN(np.float64(x[m * NB + j]), *to_fixed_tuple(P[j], NP)):
+                        n += 1
     return n
 
 
 def map_values_multi(out, x, P):
     """out[k, i] = FN(x[i], *P[i % NB])[k] for k < NOUT."""
     NB = P.shape[0]
-    for i in prange(x.size):
-        r = FN(np.float64(x[i]), *to_fixed_tuple(P[i % NB], NP))
-        for k in range(NOUT):
-            out[k, i] = r[k]
+    M = x.size // NB
+    R, C, across, tasks = _tiles(M, NB)
+    for t in prange(tasks):
+        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
+        for m in range(r0, r1):
+            for j in range(c0, c1):
+                i = m * NB + j
+                r = FN(np.float64(x[i]), *to_fixed_tuple(P[j], NP))
+                for k in range(NOUT):
+                    out[k, i] = r[k]
 
 
 def map_params(out, P):
@@ -105,34 +177,67 @@ def map_params_one(out, P):
 def sample(out, P, seed):
     """out[i] = FN(seed, i, *P[i % NB]): draws keyed by (seed, element index)."""
     NB = P.shape[0]
-    for i in prange(out.size):
-        out[i] = FN(seed, i, *to_fixed_tuple(P[i % NB], NP))
+    M = out.size // NB
+    R, C, across, tasks = _tiles(M, NB)
+    for t in prange(tasks):
+        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
+        if NB == 1:
+            p = to_fixed_tuple(P[0], NP)
+            for i in range(r0, r1):
+                out[i] = FN(seed, i, *p)
+        else:
+            for m in range(r0, r1):
+                for j in range(c0, c1):
+                    i = m * NB + j
+                    out[i] = FN(seed, i, *to_fixed_tuple(P[j], NP))
 
 
 def backward(gvalue, partials, x, g, P, rows_per_chunk):
     """Fused backward: r = FN(x, θ, terms) = (d/dx, d/dθ_1, ..., d/dθ_NG); gvalue[i] = g r_0
-    and partials[c, k, j] = Σ over the rows of chunk c of g r_(k+1), zero outside the support
-    (INSIDE(x, θ)). P's row j holds θ then the parameter terms of FN (if any)."""
+    and partials[c, k, j] = Σ over the rows of chunk c of g r_(k+1) (in row order), zero outside
+    the support (INSIDE(x, θ)). P's row j holds θ then the parameter terms of FN (if any); one
+    row (NB = 1) is read once per chunk and summed in four interleaved accumulators (element
+    i into lane i mod 4, the lanes then added as (l0 + l1) + (l2 + l3)): four independent
+    chains of additions rather than one, in an order fixed by the shape alone."""
     NB = P.shape[0]
     M = x.size // NB
     for c in prange(partials.shape[0]):
         m0 = c * rows_per_chunk
         m1 = min(M, m0 + rows_per_chunk)
-        for m in range(m0, m1):
-            for j in range(NB):
-                i = m * NB + j
-                p = to_fixed_tuple(P[j], NP)
+        if NB == 1:
+            p = to_fixed_tuple(P[0], NP)
+            pin = to_fixed_tuple(P[0, 0:NG], NG)
+            acc = np.zeros((NG, 4))
+            for i in range(m0, m1):
                 gi = np.float64(g[i])
                 xi = np.float64(x[i])
-                if gi == 0.0 or not INSIDE(xi, *to_fixed_tuple(P[j, 0:NG], NG)):
+                if gi == 0.0 or not INSIDE(xi, *pin):
                     if NEED_VALUE:
                         gvalue[i] = 0.0
                     continue
                 r = FN(xi, *p)
                 if NEED_VALUE:
                     gvalue[i] = gi * r[0]
+                lane = i & 3
                 for k in range(NG):
-                    partials[c, k, j] += gi * r[k + 1]
+                    acc[k, lane] += gi * r[k + 1]
+            for k in range(NG):
+                partials[c, k, 0] = (acc[k, 0] + acc[k, 1]) + (acc[k, 2] + acc[k, 3])
+        else:
+            for m in range(m0, m1):
+                for j in range(NB):
+                    i = m * NB + j
+                    gi = np.float64(g[i])
+                    xi = np.float64(x[i])
+                    if gi == 0.0 or not INSIDE(xi, *to_fixed_tuple(P[j, 0:NG], NG)):
+                        if NEED_VALUE:
+                            gvalue[i] = 0.0
+                        continue
+                    r = FN(xi, *to_fixed_tuple(P[j], NP))
+                    if NEED_VALUE:
+                        gvalue[i] = gi * r[0]
+                    for k in range(NG):
+                        partials[c, k, j] += gi * r[k + 1]
 
 
 def mixture_backward(g_logits, g_params, z, g, logw, P, need_logits, needs, rows_per_chunk):
@@ -371,9 +476,11 @@ def run_backward(grad_sf, inside_sf, x, g, P, need_value: bool, n_grads: int | N
     if x.size:
         kernel(gvalue, partials, x, g, P, rows_per_chunk(NB))
     # chunks are added in chunk order: the sum does not depend on the thread count
-    grads = partials[0].copy()
-    for c in range(1, partials.shape[0]):
-        grads += partials[c]
+    grads = partials[0]
+    if partials.shape[0] > 1:
+        grads = grads.copy()
+        for c in range(1, partials.shape[0]):
+            grads += partials[c]
     return (gvalue if need_value else None), grads
 
 

@@ -55,18 +55,31 @@ def _param_rows(params):
     return _numpy(torch.stack([p.reshape(-1) for p in params], dim=1))
 
 
-def _cpu_formula(family: Family, op: str, P):
+def _cpu_formula(family: Family, op: str, P, terms=None):
     """(scalar function, parameter rows) that the CPU kernels run for formula ``op``: ``op``
-    itself, or ``op_at`` with the formula's parameter terms computed once per row of P and
-    appended to it as columns (Family.split)."""
+    itself, or ``op_at`` with the formula's parameter terms appended to P as columns
+    (Family.split): ``terms`` (an (NB, n) array, computed by the caller where it knows that
+    few parameter values repeat), or computed here once per row of P."""
     split = family.split(op)
     if split is None:
         return family.fn(op), P
     import numpy as np
 
-    terms, at, n = split
-    C = _cpu().run_params(terms, P, n)
-    return at, np.ascontiguousarray(np.concatenate([P, C.T], axis=1))
+    fn_terms, at, n = split
+    C = _cpu().run_params(fn_terms, P, n).T if terms is None else terms
+    return at, np.ascontiguousarray(np.concatenate([P, C], axis=1))
+
+
+def parameter_terms(family: Family, op: str, params) -> list[torch.Tensor] | None:
+    """The parameter terms of formula ``op`` (Family.split) at broadcast parameter tensors, in
+    float64 (None where the formula has none). For backward_reduce's ``terms``."""
+    split = family.split(op)
+    if split is None:
+        return None
+    fn_terms, _at, n = split
+    wide = [torch.as_tensor(p).to(torch.float64) for p in params]
+    out = map_scalar(fn_terms, wide, n)
+    return list(out) if n > 1 else [out]
 
 
 def evaluate(family: Family, op: str, tensors):
@@ -105,6 +118,18 @@ def map_scalar(sf, tensors, n_out: int = 1, wide: bool = False):
         outs = list(out) if n_out > 1 else [out]
     outs = [o.to(device=device, dtype=result).reshape(shape) for o in outs]
     return outs[0] if n_out == 1 else tuple(outs)
+
+
+def _grad_array(grad: torch.Tensor, dtype: torch.dtype):
+    """The flat upstream gradient as a numpy array of ``dtype``: a read-only zero-stride view
+    where it is one value broadcast (the gradient of a sum), so it is neither materialised nor
+    read element by element from memory."""
+    import numpy as np
+
+    if grad.numel() > 1 and all(s == 0 for s in grad.stride()):
+        one = grad.reshape(-1)[:1].detach().to(dtype).numpy()
+        return np.broadcast_to(one, (grad.numel(),))
+    return _numpy(grad.reshape(-1), dtype)
 
 
 def all_in_support(family: Family, value: torch.Tensor, params, batch_shape) -> bool:
@@ -188,13 +213,15 @@ def _draw_from_torch(family: Family, shape, flat_params, work, generator) -> tor
 # -- backward --------------------------------------------------------------------------------
 
 
-def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_shape):
+def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_shape, terms=None):
     """Gradients of sum(grad * op(value)) w.r.t. value and params, via the derived derivatives.
 
     ``op`` names the derivative formulas: "implicit" (1/q, dz/dθ), "log_prob" (∂log q/∂x,
     ∂log q/∂θ) or "cdf" (q, ∂F/∂θ). ``needs`` = (value?, param_1?, ...). One fused kernel
     computes every needed gradient and reduces over the sample dimensions; an element where
-    grad is 0 contributes exactly 0.
+    grad is 0 contributes exactly 0. ``terms``: the formula's parameter terms at ``params``
+    (parameter_terms), for callers whose parameters have the shape of the value but few
+    distinct values; the CPU kernels otherwise compute them once per parameter element.
     """
     need_value, need_params = needs[0], list(needs[1:])
     orig_value_shape = value.shape
@@ -204,15 +231,17 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
     out_shape, param_shape = launch.out_shapes(value.shape, batch_shape)
     grad = torch.broadcast_to(grad, out_shape)
     flat = launch.flatten(value, params, batch_shape)
-    g = grad.contiguous().reshape(-1)
     grad_fn, inside_fn = family.fn(f"{op}_grad"), family.fn("in_support")
     if select_backend(value.device) == "numba":
-        x, gx = _numpy(flat.value, flat.value.dtype), _numpy(g, flat.value.dtype)
-        grad_fn, P = _cpu_formula(family, f"{op}_grad", _param_rows(flat.params))
+        x, gx = _numpy(flat.value, flat.value.dtype), _grad_array(grad, flat.value.dtype)
+        if terms is not None:
+            terms = _param_rows(launch.flatten(value, terms, batch_shape).params)
+        grad_fn, P = _cpu_formula(family, f"{op}_grad", _param_rows(flat.params), terms)
         gv, gp = _cpu().run_backward(grad_fn, inside_fn, x, gx, P, need_value, len(params))
         gvalue = torch.from_numpy(gv) if gv is not None else None
         gparams = [torch.from_numpy(gp[k]) if n else None for k, n in enumerate(need_params)]
     else:
+        g = grad.contiguous().reshape(-1)
         gvalue, gparams = _gpu().run_family_backward(
             grad_fn, inside_fn, flat.value, g, flat.params, needs, family.wide(op)
         )
