@@ -52,48 +52,12 @@ TILE_ELEMENTS = 1 << 13  # elements per task of the elementwise kernels
 # -- skeletons ---------------------------------------------------------------------------------
 
 
-def _tiles(M, NB):
-    """Tasks of an elementwise kernel over M rows x NB columns: (rows per tile, columns per
-    tile, tiles across the columns, tiles in all), about TILE_ELEMENTS elements a tile."""
-    C = min(NB, TILE_ELEMENTS)
-    R = max(1, TILE_ELEMENTS // NB)
-    across = -(-NB // C)
-    return R, C, across, -(-M // R) * across
-
-
-def _tile(t, M, NB, R, C, across):
-    """Rows [r0, r1) and columns [c0, c1) of tile t."""
-    r0 = (t // across) * R
-    c0 = (t % across) * C
-    return r0, min(M, r0 + R), c0, min(NB, c0 + C)
+def _tiles(n):
+    """Number of tasks of an elementwise kernel over n elements: TILE_ELEMENTS a task."""
+    return -(-n // TILE_ELEMENTS)
 
 
 _tiles = bind.njit(_tiles)
-_tile = bind.njit(_tile)
-
-
-# Every elementwise skeleton below loops over tiles in parallel and, inside a tile, over rows m
-# and columns j (element i = m NB + j, parameters P[j]) without an index modulo NB. One
-# parameter row (NB = 1, a broadcast parameter) is read once per tile: the loop over elements
-# is then a plain loop, which LLVM vectorizes when the formula has no call or loop.
-
-
-def map_values(out, x, P):
-    """out[i] = FN(x[i], *P[i % NB])."""
-    NB = P.shape[0]
-    M = x.size // NB
-    R, C, across, tasks = _tiles(M, NB)
-    for t in prange(tasks):
-        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
-        if NB == 1:
-            p = to_fixed_tuple(P[0], NP)
-            for i in range(r0, r1):
-                out[i] = FN(np.float64(x[i]), *p)
-        else:
-            for m in range(r0, r1):
-                for j in range(c0, c1):
-                    i = m * NB + j
-                    out[i] = FN(np.float64(x[i]), *to_fixed_tuple(P[j], NP))
 
 
 def _uniform52(u):
@@ -105,58 +69,68 @@ def _uniform52(u):
 _uniform52 = bind.njit(_uniform52)
 
 
+# Every elementwise skeleton below runs tiles of TILE_ELEMENTS consecutive elements in parallel
+# and, inside a tile, tracks the column j = i mod NB by counting (no division per element). A
+# broadcast parameter row (NB = 1) is read once per tile. Each skeleton calls FN at one place,
+# so a large formula is compiled into it once; LLVM may still specialise the loop of a small
+# one on NB = 1 and vectorize it.
+
+
+def map_values(out, x, P):
+    """out[i] = FN(x[i], *P[i % NB])."""
+    NB = P.shape[0]
+    for t in prange(_tiles(x.size)):
+        i0 = t * TILE_ELEMENTS
+        j = i0 % NB
+        p0 = to_fixed_tuple(P[0], NP)
+        for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
+            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
+            out[i] = FN(np.float64(x[i]), *p)
+            j = j + 1 if j + 1 < NB else 0
+
+
 def map_uniforms(out, u, P):
     """out[i] = FN(_uniform52(u[i]), *P[i % NB]): an icdf never sees 0 or 1."""
     NB = P.shape[0]
-    M = u.size // NB
-    R, C, across, tasks = _tiles(M, NB)
-    for t in prange(tasks):
-        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
-        if NB == 1:
-            p = to_fixed_tuple(P[0], NP)
-            for i in range(r0, r1):
-                out[i] = FN(_uniform52(u[i]), *p)
-        else:
-            for m in range(r0, r1):
-                for j in range(c0, c1):
-                    i = m * NB + j
-                    out[i] = FN(_uniform52(u[i]), *to_fixed_tuple(P[j], NP))
+    for t in prange(_tiles(u.size)):
+        i0 = t * TILE_ELEMENTS
+        j = i0 % NB
+        p0 = to_fixed_tuple(P[0], NP)
+        for i in range(i0, min(u.size, i0 + TILE_ELEMENTS)):
+            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
+            out[i] = FN(_uniform52(u[i]), *p)
+            j = j + 1 if j + 1 < NB else 0
 
 
 def count_outside(x, P):
     """Number of i with not FN(x[i], *P[i % NB]) (FN: a support test)."""
     NB = P.shape[0]
-    M = x.size // NB
-    R, C, across, tasks = _tiles(M, NB)
     n = 0
-    for t in prange(tasks):
-        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
-        if NB == 1:
-            p = to_fixed_tuple(P[0], NP)
-            for i in range(r0, r1):
-                if not FN(np.float64(x[i]), *p):
-                    n += 1
-        else:
-            for m in range(r0, r1):
-                for j in range(c0, c1):
-                    if not FN(np.float64(x[m * NB + j]), *to_fixed_tuple(P[j], NP)):
-                        n += 1
+    for t in prange(_tiles(x.size)):
+        i0 = t * TILE_ELEMENTS
+        j = i0 % NB
+        p0 = to_fixed_tuple(P[0], NP)
+        for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
+            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
+            if not FN(np.float64(x[i]), *p):
+                n += 1
+            j = j + 1 if j + 1 < NB else 0
     return n
 
 
 def map_values_multi(out, x, P):
     """out[k, i] = FN(x[i], *P[i % NB])[k] for k < NOUT."""
     NB = P.shape[0]
-    M = x.size // NB
-    R, C, across, tasks = _tiles(M, NB)
-    for t in prange(tasks):
-        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
-        for m in range(r0, r1):
-            for j in range(c0, c1):
-                i = m * NB + j
-                r = FN(np.float64(x[i]), *to_fixed_tuple(P[j], NP))
-                for k in range(NOUT):
-                    out[k, i] = r[k]
+    for t in prange(_tiles(x.size)):
+        i0 = t * TILE_ELEMENTS
+        j = i0 % NB
+        p0 = to_fixed_tuple(P[0], NP)
+        for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
+            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
+            r = FN(np.float64(x[i]), *p)
+            for k in range(NOUT):
+                out[k, i] = r[k]
+            j = j + 1 if j + 1 < NB else 0
 
 
 def map_params(out, P):
@@ -177,28 +151,62 @@ def map_params_one(out, P):
 def sample(out, P, seed):
     """out[i] = FN(seed, i, *P[i % NB]): draws keyed by (seed, element index)."""
     NB = P.shape[0]
-    M = out.size // NB
-    R, C, across, tasks = _tiles(M, NB)
-    for t in prange(tasks):
-        r0, r1, c0, c1 = _tile(t, M, NB, R, C, across)
-        if NB == 1:
-            p = to_fixed_tuple(P[0], NP)
-            for i in range(r0, r1):
-                out[i] = FN(seed, i, *p)
-        else:
-            for m in range(r0, r1):
-                for j in range(c0, c1):
-                    i = m * NB + j
-                    out[i] = FN(seed, i, *to_fixed_tuple(P[j], NP))
+    for t in prange(_tiles(out.size)):
+        i0 = t * TILE_ELEMENTS
+        j = i0 % NB
+        p0 = to_fixed_tuple(P[0], NP)
+        for i in range(i0, min(out.size, i0 + TILE_ELEMENTS)):
+            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
+            out[i] = FN(seed, i, *p)
+            j = j + 1 if j + 1 < NB else 0
 
 
 def backward(gvalue, partials, x, g, P, rows_per_chunk):
     """Fused backward: r = FN(x, θ, terms) = (d/dx, d/dθ_1, ..., d/dθ_NG); gvalue[i] = g r_0
     and partials[c, k, j] = Σ over the rows of chunk c of g r_(k+1) (in row order), zero outside
-    the support (INSIDE(x, θ)). P's row j holds θ then the parameter terms of FN (if any); one
-    row (NB = 1) is read once per chunk and summed in four interleaved accumulators (element
-    i into lane i mod 4, the lanes then added as (l0 + l1) + (l2 + l3)): four independent
-    chains of additions rather than one, in an order fixed by the shape alone."""
+    the support (INSIDE(x, θ)). P's row j holds θ then the parameter terms of FN (if any). With
+    one row (NB = 1) the sum runs in four interleaved accumulators (element i into lane i mod 4,
+    the lanes then added as (l0 + l1) + (l2 + l3)): four independent chains of additions rather
+    than one, in an order fixed by the shape alone."""
+    NB = P.shape[0]
+    M = x.size // NB
+    for c in prange(partials.shape[0]):
+        m0 = c * rows_per_chunk
+        m1 = min(M, m0 + rows_per_chunk)
+        p0 = to_fixed_tuple(P[0], NP)
+        pin0 = to_fixed_tuple(P[0, 0:NG], NG)
+        acc = np.zeros((NG, 4))
+        j = 0
+        for i in range(m0 * NB, m1 * NB):
+            if NB == 1:
+                p = p0
+                pin = pin0
+            else:
+                p = to_fixed_tuple(P[j], NP)
+                pin = to_fixed_tuple(P[j, 0:NG], NG)
+            gi = np.float64(g[i])
+            xi = np.float64(x[i])
+            if gi != 0.0 and INSIDE(xi, *pin):
+                r = FN(xi, *p)
+                if NEED_VALUE:
+                    gvalue[i] = gi * r[0]
+                for k in range(NG):
+                    if NB == 1:
+                        acc[k, i & 3] += gi * r[k + 1]
+                    else:
+                        partials[c, k, j] += gi * r[k + 1]
+            elif NEED_VALUE:
+                gvalue[i] = 0.0
+            j = j + 1 if j + 1 < NB else 0
+        if NB == 1:
+            for k in range(NG):
+                partials[c, k, 0] = (acc[k, 0] + acc[k, 1]) + (acc[k, 2] + acc[k, 3])
+
+
+def backward_light(gvalue, partials, x, g, P, rows_per_chunk):
+    """``backward`` for small formulas (no special function): the same sums in the same
+    order, with the loop of a broadcast row (NB = 1) written apart so that LLVM keeps it tight.
+    FN is called at two places, which a large formula would make twice as slow to compile."""
     NB = P.shape[0]
     M = x.size // NB
     for c in prange(partials.shape[0]):
@@ -459,7 +467,9 @@ def run_sample(sf, P: np.ndarray, n: int, seed: int, dtype=np.float64) -> np.nda
     return out
 
 
-def run_backward(grad_sf, inside_sf, x, g, P, need_value: bool, n_grads: int | None = None):
+def run_backward(
+    grad_sf, inside_sf, x, g, P, need_value: bool, n_grads: int | None = None, light=False
+):
     """(gvalue (N,) of x's dtype or None, float64 parameter gradients (n_grads, NB)) of
     Σ g * grad_sf(x, *P[j]); see ``backward``. P's first ``n_grads`` columns (default: all)
     are the family's parameters, the rest parameter terms of grad_sf."""
@@ -469,9 +479,10 @@ def run_backward(grad_sf, inside_sf, x, g, P, need_value: bool, n_grads: int | N
     partials = empty_partials(M, NB, NG)
     gvalue = np.empty(x.size if need_value else 0, dtype=x.dtype)
     need_value = bool(need_value)
+    skeleton = backward_light if light else backward
     tag = f"{_tag(grad_sf, f'backward{NP}.{NG}.{int(need_value)}')}.{_tag(inside_sf, '')}"
     kernel = instance(
-        backward, tag, FN=grad_sf, INSIDE=inside_sf, NP=NP, NG=NG, NEED_VALUE=need_value
+        skeleton, tag, FN=grad_sf, INSIDE=inside_sf, NP=NP, NG=NG, NEED_VALUE=need_value
     )
     if x.size:
         kernel(gvalue, partials, x, g, P, rows_per_chunk(NB))

@@ -237,7 +237,8 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
         if terms is not None:
             terms = _param_rows(launch.flatten(value, terms, batch_shape).params)
         grad_fn, P = _cpu_formula(family, f"{op}_grad", _param_rows(flat.params), terms)
-        gv, gp = _cpu().run_backward(grad_fn, inside_fn, x, gx, P, need_value, len(params))
+        light = not family.wide_gradients  # no special function: a small formula
+        gv, gp = _cpu().run_backward(grad_fn, inside_fn, x, gx, P, need_value, len(params), light)
         gvalue = torch.from_numpy(gv) if gv is not None else None
         gparams = [torch.from_numpy(gp[k]) if n else None for k, n in enumerate(need_params)]
     else:
