@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from irtgen.compilers import bind
+from irtgen.compilers import MIXTURE_FORMULAS, bind
 
 prange = numba.prange
 
@@ -43,6 +43,7 @@ INSIDE = None
 NP = 0  # parameter columns FN takes
 NG = 0  # of which the first NG are the family's parameters (the backward's gradients, INSIDE's)
 NOUT = 1
+LOAD = None  # map_values: how a value is read (_widen or _uniform52)
 NEED_VALUE = False  # the backward writes g r_0 (a constant: r_0 is not computed otherwise)
 LOG_PROB = CDF = SF = LOG_PROB_GRAD = IMPLICIT_GRAD = None  # the mixture backward's formulas
 CHUNK_ELEMENTS = 1 << 14  # elements per reduction chunk (of whole rows)
@@ -69,6 +70,13 @@ def _uniform52(u):
 _uniform52 = bind.njit(_uniform52)
 
 
+def _widen(x):
+    return np.float64(x)
+
+
+_widen = bind.njit(_widen)
+
+
 # Every elementwise skeleton below runs tiles of TILE_ELEMENTS consecutive elements in parallel
 # and, inside a tile, tracks the column j = i mod NB by counting (no division per element). A
 # broadcast parameter row (NB = 1) is read once per tile. Each skeleton calls FN at one place,
@@ -77,7 +85,8 @@ _uniform52 = bind.njit(_uniform52)
 
 
 def map_values(out, x, P):
-    """out[i] = FN(x[i], *P[i % NB])."""
+    """out[i] = FN(LOAD(x[i]), *P[i % NB]); LOAD widens to float64 (``_widen``) or, for
+    uniforms from torch.rand, is ``_uniform52`` (an icdf never sees 0 or 1)."""
     NB = P.shape[0]
     for t in prange(_tiles(x.size)):
         i0 = t * TILE_ELEMENTS
@@ -85,20 +94,7 @@ def map_values(out, x, P):
         p0 = to_fixed_tuple(P[0], NP)
         for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
             p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
-            out[i] = FN(np.float64(x[i]), *p)
-            j = j + 1 if j + 1 < NB else 0
-
-
-def map_uniforms(out, u, P):
-    """out[i] = FN(_uniform52(u[i]), *P[i % NB]): an icdf never sees 0 or 1."""
-    NB = P.shape[0]
-    for t in prange(_tiles(u.size)):
-        i0 = t * TILE_ELEMENTS
-        j = i0 % NB
-        p0 = to_fixed_tuple(P[0], NP)
-        for i in range(i0, min(u.size, i0 + TILE_ELEMENTS)):
-            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
-            out[i] = FN(_uniform52(u[i]), *p)
+            out[i] = FN(LOAD(x[i]), *p)
             j = j + 1 if j + 1 < NB else 0
 
 
@@ -417,7 +413,7 @@ def run_map(sf, x: np.ndarray, P: np.ndarray, n_out: int = 1) -> np.ndarray:
     NP = P.shape[1]
     if n_out == 1:
         out = np.empty(x.size, dtype=x.dtype)
-        kernel = instance(map_values, _tag(sf, f"map{NP}"), FN=sf, NP=NP)
+        kernel = instance(map_values, _tag(sf, f"map{NP}"), FN=sf, NP=NP, LOAD=_widen)
     else:
         out = np.empty((n_out, x.size), dtype=x.dtype)
         kernel = instance(map_values_multi, _tag(sf, f"mapm{NP}.{n_out}"), FN=sf, NP=NP, NOUT=n_out)
@@ -427,12 +423,13 @@ def run_map(sf, x: np.ndarray, P: np.ndarray, n_out: int = 1) -> np.ndarray:
 
 
 def run_uniforms(sf, u: np.ndarray, P: np.ndarray, dtype) -> np.ndarray:
-    """sf(v_i, *P[i % NB]) for float64 uniforms u in [0, 1) (``map_uniforms``), rounded to
-    ``dtype``."""
+    """sf(v_i, *P[i % NB]) for float64 uniforms u in [0, 1), v_i = _uniform52(u_i), rounded
+    to ``dtype``."""
     NP = P.shape[1]
     out = np.empty(u.size, dtype=dtype)
     if u.size:
-        instance(map_uniforms, _tag(sf, f"uniforms{NP}"), FN=sf, NP=NP)(out, u, P)
+        kernel = instance(map_values, _tag(sf, f"uniforms{NP}"), FN=sf, NP=NP, LOAD=_uniform52)
+        kernel(out, u, P)
     return out
 
 
@@ -496,14 +493,6 @@ def run_backward(
 
 
 MIXTURE_TASKS = 64  # (row chunk, column) tasks of the mixture backward, at least
-_MIXTURE_FORMULAS = {
-    "LOG_PROB": "log_prob",
-    "CDF": "cdf",
-    "SF": "sf",
-    "LOG_PROB_GRAD": "log_prob_grad",
-    "IMPLICIT_GRAD": "implicit_grad",
-    "INSIDE": "in_support",
-}
 
 
 def run_mixture_backward(fns, z, g, logw, P, needs):
@@ -521,7 +510,7 @@ def run_mixture_backward(fns, z, g, logw, P, needs):
     need_params = np.array([bool(n) for n in needs[1:]], dtype=np.bool_)
     g_logits = np.zeros((chunks, NB, K))
     g_params = np.zeros((chunks if need_params.any() else 1, NP, NB, K, D))
-    bound = {key: fns(name) for key, name in _MIXTURE_FORMULAS.items()}
+    bound = {key: fns(name) for key, name in MIXTURE_FORMULAS.items()}
     tag = ".".join(_tag(sf, key) for key, sf in bound.items()) + f".mixture{NP}"
     kernel = instance(mixture_backward, tag, NP=NP, **bound)
     if M and NB and K:

@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 from triton.language import core
 
-from irtgen.compilers import bind
+from irtgen.compilers import MIXTURE_FORMULAS, bind
 
 
 def interpreting() -> bool:
@@ -582,21 +582,11 @@ def mixture_backward_fits(K: int, wide: bool) -> bool:
     return triton.next_power_of_2(K) <= _mixture_tile(wide)
 
 
-_MIXTURE_FORMULAS = {
-    "LOG_PROB": "log_prob",
-    "CDF": "cdf",
-    "SF": "sf",
-    "LOG_PROB_GRAD": "log_prob_grad",
-    "IMPLICIT_GRAD": "implicit_grad",
-    "INSIDE": "in_support",
-}
-
-
 def _mixture_formulas(fns) -> dict:
     """The backward kernel's constexpr scalar functions from an object with the family's
     formulas as attributes (a generated module) or a callable ``fns(name)``."""
     get = fns if callable(fns) else lambda name: getattr(fns, name)
-    return {key: get(name).triton() for key, name in _MIXTURE_FORMULAS.items()}
+    return {key: get(name).triton() for key, name in MIXTURE_FORMULAS.items()}
 
 
 def run_mixture_backward(fns, z, g, logw, params, M, NB, K, D, needs, wide: bool):

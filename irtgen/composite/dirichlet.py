@@ -173,18 +173,17 @@ def _beta_weighted(parts: _Parts, e: torch.Tensor, alpha: torch.Tensor) -> torch
     Triton's kernel), per element.
     """
     shape = parts.z.shape
-    alpha_b = alpha.expand(torch.broadcast_shapes(alpha.shape, _others_sum(alpha).shape))
-    beta_b = _others_sum(alpha).expand(alpha_b.shape)
-    a = alpha_b.expand(shape)
-    b = beta_b.expand(shape)
+    beta = _others_sum(alpha)  # alpha's shape
+    a = alpha.expand(shape)
+    b = beta.expand(shape)
     top = parts.top
     x = torch.where(top, parts.y, parts.z)
     p, q = torch.where(top, b, a), torch.where(top, a, b)
     # the Beta formulas' parameter terms, per component (both orientations), not per element
     terms = None
     if x.device.type == "cpu":
-        fwd = ops.parameter_terms(_beta.FAMILY, "implicit_grad", (alpha_b, beta_b))
-        rev = ops.parameter_terms(_beta.FAMILY, "implicit_grad", (beta_b, alpha_b))
+        fwd = ops.parameter_terms(_beta.FAMILY, "implicit_grad", (alpha, beta))
+        rev = ops.parameter_terms(_beta.FAMILY, "implicit_grad", (beta, alpha))
         if fwd is not None:
             terms = [torch.where(top, r, f) for f, r in zip(fwd, rev, strict=True)]
     _, (d1, d0) = ops.backward_reduce(
