@@ -1316,18 +1316,9 @@ def start_numba_threads() -> str | None:
 
 
 def openmp_state() -> dict:
-    """numba's threading layer and the OpenMP runtimes loaded in this process.
-
-    With numba's ``omp`` layer, its libgomp is a second OpenMP runtime next to torch's own; with
-    OMP_WAIT_POLICY unset, idle threads spin after each parallel region, and on shared or few
-    cores that slows every later op, torch's included. Recorded, not changed: set
-    OMP_WAIT_POLICY (or NUMBA_THREADING_LAYER) in the environment to compare."""
-    try:
-        import numba
-
-        layer = numba.threading_layer()
-    except (ImportError, ValueError):  # no parallel numba kernel has run
-        layer = None
+    """The OpenMP (and TBB) runtimes loaded in this process: torch's. irtgen's CPU kernels use
+    no threading layer of numba's; they run serially in the calling thread and in irtgen's
+    own pool of Python threads (irtgen.compilers.cpu)."""
     try:
         maps = Path("/proc/self/maps").read_text().splitlines()
     except OSError:
@@ -1336,7 +1327,7 @@ def openmp_state() -> dict:
         {line.split()[-1] for line in maps if "libgomp" in line or "libiomp" in line}
         | {line.split()[-1] for line in maps if "libtbb" in line}
     )
-    return {"numba_threading_layer": layer, "openmp_libraries": libs}
+    return {"openmp_libraries": libs}
 
 
 def parse_args(argv=None):
@@ -1436,8 +1427,6 @@ def main(argv=None) -> int:
                 "OMP_NUM_THREADS",
                 "OMP_WAIT_POLICY",
                 "GOMP_SPINCOUNT",
-                "NUMBA_NUM_THREADS",
-                "NUMBA_THREADING_LAYER",
             )
         },
         "settings": {

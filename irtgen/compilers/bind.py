@@ -155,13 +155,14 @@ def triton_function(sf: ScalarFunction):
 # -- numba: compile with an on-disk cache under irtgen's cache folder --------------------------
 
 
-def njit(fn, parallel: bool = False):
-    """``numba.njit(cache=True)`` with irtgen's cache location (``fn.__irtgen__`` set)."""
+def njit(fn):
+    """``numba.njit(cache=True, nogil=True)`` with irtgen's cache location (``fn.__irtgen__``
+    set)."""
     import numba
 
     _install_locator()
     fn.__irtgen__ = True
-    return numba.njit(cache=True, parallel=parallel, error_model="numpy", nogil=True)(fn)
+    return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
 
 
 def source_hash() -> str:

@@ -13,6 +13,14 @@ float64 arrays (numba compiles one kernel per dtype): each element is widened to
 is loaded and rounded to the output's dtype when it is stored, so no float64 copy of a large
 array is ever made. Parameters and reductions are float64.
 
+Each kernel is a serial loop over a range of tasks ``[t0, t1)`` (tiles of elements, or chunks of
+rows), compiled without the GIL. ``_Kernel.run`` splits the tasks into contiguous parts, one per
+thread (``set_threads``, torch's thread count), runs one part in the calling thread and the others
+in a small pool of Python threads. A call too small to gain from threads (estimated from the
+kernel's earlier calls) runs in the calling thread alone: a thread handoff costs about 0.1 ms,
+numba's parallel launch about as much even with one thread, and a serial kernel compiles about 4x
+faster than a ``parallel=True`` one.
+
 Reductions are deterministic: the backward sums rows in fixed chunks (``ROWS_PER_CHUNK`` depends
 only on the shape), each chunk sequentially into its own partial sums, and the partials are then
 added in chunk order. The result does not depend on the thread count.
@@ -20,22 +28,18 @@ added in chunk order. The result does not depend on the thread count.
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from numba.extending import overload
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from irtgen.compilers import MIXTURE_FORMULAS, bind
-
-prange = numba.prange
-
-# numba's own thread pool, not OpenMP: with the omp layer, setting numba's thread count changed
-# torch's (one OpenMP runtime), and idle OpenMP threads of two runtimes spun against each other.
-# The workqueue pool runs one parallel kernel at a time, so launches are serialised (_RUN_LOCK).
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
 
 # bound per instance
 FN = None
@@ -53,12 +57,20 @@ TILE_ELEMENTS = 1 << 13  # elements per task of the elementwise kernels
 # -- skeletons ---------------------------------------------------------------------------------
 
 
-def _tiles(n):
-    """Number of tasks of an elementwise kernel over n elements: TILE_ELEMENTS a task."""
-    return -(-n // TILE_ELEMENTS)
+def _row(P, j, n):
+    """(P[j, 0], ..., P[j, n - 1]) for a literal n: a row of parameters read as scalars (a
+    tuple from a slice, to_fixed_tuple(P[j], n), costs a reference-counted view per element)."""
+    raise NotImplementedError("compiled only (numba overload)")
 
 
-_tiles = bind.njit(_tiles)
+@overload(_row)
+def _row_numba(P, j, n):
+    if not isinstance(n, numba.types.IntegerLiteral):
+        return None
+    items = "".join(f"P[j, {q}], " for q in range(n.literal_value))
+    namespace = {}
+    exec(f"def row(P, j, n):\n    return ({items})\n", namespace)
+    return namespace["row"]
 
 
 def _uniform52(u):
@@ -77,174 +89,195 @@ def _widen(x):
 _widen = bind.njit(_widen)
 
 
-# Every elementwise skeleton below runs tiles of TILE_ELEMENTS consecutive elements in parallel
-# and, inside a tile, tracks the column j = i mod NB by counting (no division per element). A
-# broadcast parameter row (NB = 1) is read once per tile. Each skeleton calls FN at one place,
-# so a large formula is compiled into it once; LLVM may still specialise the loop of a small
-# one on NB = 1 and vectorize it.
+# Every elementwise skeleton below runs the tiles t0 <= t < t1 of TILE_ELEMENTS consecutive
+# elements (a kernel's tasks, split across threads by _Kernel.run) and, inside a tile, tracks
+# the column j = i mod NB by counting (no division per element). A tile is taken as slices
+# indexed from 0, so LLVM sees a plain counted loop (no negative-index wraparound), and a
+# broadcast parameter row (NB = 1) is read once: the loop of a small formula vectorizes. Each
+# skeleton calls FN at one place, so a large formula is compiled into it once.
 
 
-def map_values(out, x, P):
+def map_values(out, x, P, t0, t1):
     """out[i] = FN(LOAD(x[i]), *P[i % NB]); LOAD widens to float64 (``_widen``) or, for
     uniforms from torch.rand, is ``_uniform52`` (an icdf never sees 0 or 1)."""
     NB = P.shape[0]
-    for t in prange(_tiles(x.size)):
+    n = x.size
+    p0 = _row(P, 0, NP)
+    for t in range(t0, t1):
         i0 = t * TILE_ELEMENTS
+        m = min(n - i0, TILE_ELEMENTS)
+        xs = x[i0 : i0 + m]
+        os = out[i0 : i0 + m]
         j = i0 % NB
-        p0 = to_fixed_tuple(P[0], NP)
-        for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
-            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
-            out[i] = FN(LOAD(x[i]), *p)
+        for k in range(m):
+            p = p0 if NB == 1 else _row(P, j, NP)
+            os[k] = FN(LOAD(xs[k]), *p)
             j = j + 1 if j + 1 < NB else 0
 
 
-def count_outside(x, P):
-    """Number of i with not FN(x[i], *P[i % NB]) (FN: a support test)."""
+def count_outside(x, P, t0, t1):
+    """Number of i in tiles [t0, t1) with not FN(x[i], *P[i % NB]) (FN: a support test)."""
     NB = P.shape[0]
-    n = 0
-    for t in prange(_tiles(x.size)):
+    n = x.size
+    p0 = _row(P, 0, NP)
+    count = 0
+    for t in range(t0, t1):
         i0 = t * TILE_ELEMENTS
+        m = min(n - i0, TILE_ELEMENTS)
+        xs = x[i0 : i0 + m]
         j = i0 % NB
-        p0 = to_fixed_tuple(P[0], NP)
-        for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
-            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
-            if not FN(np.float64(x[i]), *p):
-                n += 1
+        for k in range(m):
+            p = p0 if NB == 1 else _row(P, j, NP)
+            if not FN(np.float64(xs[k]), *p):
+                count += 1
             j = j + 1 if j + 1 < NB else 0
-    return n
+    return count
 
 
-def map_values_multi(out, x, P):
+def map_values_multi(out, x, P, t0, t1):
     """out[k, i] = FN(x[i], *P[i % NB])[k] for k < NOUT."""
     NB = P.shape[0]
-    for t in prange(_tiles(x.size)):
+    n = x.size
+    p0 = _row(P, 0, NP)
+    for t in range(t0, t1):
         i0 = t * TILE_ELEMENTS
+        m = min(n - i0, TILE_ELEMENTS)
+        xs = x[i0 : i0 + m]
         j = i0 % NB
-        p0 = to_fixed_tuple(P[0], NP)
-        for i in range(i0, min(x.size, i0 + TILE_ELEMENTS)):
-            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
-            r = FN(np.float64(x[i]), *p)
-            for k in range(NOUT):
-                out[k, i] = r[k]
+        for k in range(m):
+            p = p0 if NB == 1 else _row(P, j, NP)
+            r = FN(np.float64(xs[k]), *p)
+            for q in range(NOUT):
+                out[q, i0 + k] = r[q]
             j = j + 1 if j + 1 < NB else 0
 
 
-def map_params(out, P):
-    """out[k, j] = FN(*P[j])[k]: functions of the parameters alone (the support's ends, the
-    parameter terms of a formula)."""
-    for j in prange(P.shape[0]):
-        r = FN(*to_fixed_tuple(P[j], NP))
+def map_params(out, P, t0, t1):
+    """out[k, j] = FN(*P[j])[k] for rows t0 <= j < t1: functions of the parameters alone (the
+    support's ends, the parameter terms of a formula)."""
+    for j in range(t0, t1):
+        r = FN(*_row(P, j, NP))
         for k in range(NOUT):
             out[k, j] = r[k]
 
 
-def map_params_one(out, P):
+def map_params_one(out, P, t0, t1):
     """out[0, j] = FN(*P[j]) for a function of the parameters with one output."""
-    for j in prange(P.shape[0]):
-        out[0, j] = FN(*to_fixed_tuple(P[j], NP))
+    for j in range(t0, t1):
+        out[0, j] = FN(*_row(P, j, NP))
 
 
-def sample(out, P, seed):
+def sample(out, P, seed, t0, t1):
     """out[i] = FN(seed, i, *P[i % NB]): draws keyed by (seed, element index)."""
     NB = P.shape[0]
-    for t in prange(_tiles(out.size)):
+    n = out.size
+    p0 = _row(P, 0, NP)
+    for t in range(t0, t1):
         i0 = t * TILE_ELEMENTS
+        m = min(n - i0, TILE_ELEMENTS)
+        os = out[i0 : i0 + m]
         j = i0 % NB
-        p0 = to_fixed_tuple(P[0], NP)
-        for i in range(i0, min(out.size, i0 + TILE_ELEMENTS)):
-            p = p0 if NB == 1 else to_fixed_tuple(P[j], NP)
-            out[i] = FN(seed, i, *p)
+        for k in range(m):
+            p = p0 if NB == 1 else _row(P, j, NP)
+            os[k] = FN(seed, i0 + k, *p)
             j = j + 1 if j + 1 < NB else 0
 
 
-def backward(gvalue, partials, x, g, P, rows_per_chunk):
-    """Fused backward: r = FN(x, θ, terms) = (d/dx, d/dθ_1, ..., d/dθ_NG); gvalue[i] = g r_0
-    and partials[c, k, j] = Σ over the rows of chunk c of g r_(k+1) (in row order), zero outside
-    the support (INSIDE(x, θ)). P's row j holds θ then the parameter terms of FN (if any). With
-    one row (NB = 1) the sum runs in four interleaved accumulators (element i into lane i mod 4,
-    the lanes then added as (l0 + l1) + (l2 + l3)): four independent chains of additions rather
-    than one, in an order fixed by the shape alone."""
+def backward(gvalue, partials, x, g, P, rows_per_chunk, c0, c1):
+    """Fused backward over the row chunks c0 <= c < c1: r = FN(x, θ, terms) = (d/dx, d/dθ_1,
+    ..., d/dθ_NG); gvalue[i] = g r_0 and partials[c, k, j] = Σ over the rows of chunk c of
+    g r_(k+1) (in row order), zero outside the support (INSIDE(x, θ)). P's row j holds θ then
+    the parameter terms of FN (if any). With one row (NB = 1) the sum runs in four interleaved
+    accumulators (element i into lane i mod 4, the lanes then added as (l0 + l1) + (l2 + l3)):
+    four independent chains of additions rather than one, in an order fixed by the shape
+    alone."""
     NB = P.shape[0]
     M = x.size // NB
-    for c in prange(partials.shape[0]):
-        m0 = c * rows_per_chunk
-        m1 = min(M, m0 + rows_per_chunk)
-        p0 = to_fixed_tuple(P[0], NP)
-        pin0 = to_fixed_tuple(P[0, 0:NG], NG)
+    p0 = _row(P, 0, NP)
+    pin0 = _row(P, 0, NG)
+    for c in range(c0, c1):
+        i0 = c * rows_per_chunk * NB
+        i1 = min(M, (c + 1) * rows_per_chunk) * NB
+        xs = x[i0:i1]
+        gs = g[i0:i1]
+        gv = gvalue[i0:i1] if NEED_VALUE else gvalue
         acc = np.zeros((NG, 4))
         j = 0
-        for i in range(m0 * NB, m1 * NB):
+        for k in range(i1 - i0):
             if NB == 1:
                 p = p0
                 pin = pin0
             else:
-                p = to_fixed_tuple(P[j], NP)
-                pin = to_fixed_tuple(P[j, 0:NG], NG)
-            gi = np.float64(g[i])
-            xi = np.float64(x[i])
+                p = _row(P, j, NP)
+                pin = _row(P, j, NG)
+            gi = np.float64(gs[k])
+            xi = np.float64(xs[k])
             if gi != 0.0 and INSIDE(xi, *pin):
                 r = FN(xi, *p)
                 if NEED_VALUE:
-                    gvalue[i] = gi * r[0]
-                for k in range(NG):
+                    gv[k] = gi * r[0]
+                for q in range(NG):
                     if NB == 1:
-                        acc[k, i & 3] += gi * r[k + 1]
+                        acc[q, k & 3] += gi * r[q + 1]  # i0 is a multiple of 4: i & 3 == k & 3
                     else:
-                        partials[c, k, j] += gi * r[k + 1]
+                        partials[c, q, j] += gi * r[q + 1]
             elif NEED_VALUE:
-                gvalue[i] = 0.0
+                gv[k] = 0.0
             j = j + 1 if j + 1 < NB else 0
         if NB == 1:
-            for k in range(NG):
-                partials[c, k, 0] = (acc[k, 0] + acc[k, 1]) + (acc[k, 2] + acc[k, 3])
+            for q in range(NG):
+                partials[c, q, 0] = (acc[q, 0] + acc[q, 1]) + (acc[q, 2] + acc[q, 3])
 
 
-def backward_light(gvalue, partials, x, g, P, rows_per_chunk):
+def backward_light(gvalue, partials, x, g, P, rows_per_chunk, c0, c1):
     """``backward`` for small formulas (no special function): the same sums in the same
     order, with the loop of a broadcast row (NB = 1) written apart so that LLVM keeps it tight.
     FN is called at two places, which a large formula would make twice as slow to compile."""
     NB = P.shape[0]
     M = x.size // NB
-    for c in prange(partials.shape[0]):
-        m0 = c * rows_per_chunk
-        m1 = min(M, m0 + rows_per_chunk)
+    for c in range(c0, c1):
+        i0 = c * rows_per_chunk * NB
+        i1 = min(M, (c + 1) * rows_per_chunk) * NB
+        xs = x[i0:i1]
+        gs = g[i0:i1]
+        gv = gvalue[i0:i1] if NEED_VALUE else gvalue
         if NB == 1:
-            p = to_fixed_tuple(P[0], NP)
-            pin = to_fixed_tuple(P[0, 0:NG], NG)
+            p = _row(P, 0, NP)
+            pin = _row(P, 0, NG)
             acc = np.zeros((NG, 4))
-            for i in range(m0, m1):
-                gi = np.float64(g[i])
-                xi = np.float64(x[i])
+            for k in range(i1 - i0):
+                gi = np.float64(gs[k])
+                xi = np.float64(xs[k])
                 if gi == 0.0 or not INSIDE(xi, *pin):
                     if NEED_VALUE:
-                        gvalue[i] = 0.0
+                        gv[k] = 0.0
                     continue
                 r = FN(xi, *p)
                 if NEED_VALUE:
-                    gvalue[i] = gi * r[0]
-                lane = i & 3
-                for k in range(NG):
-                    acc[k, lane] += gi * r[k + 1]
-            for k in range(NG):
-                partials[c, k, 0] = (acc[k, 0] + acc[k, 1]) + (acc[k, 2] + acc[k, 3])
+                    gv[k] = gi * r[0]
+                lane = k & 3  # i0 is a multiple of 4: i & 3 == k & 3
+                for q in range(NG):
+                    acc[q, lane] += gi * r[q + 1]
+            for q in range(NG):
+                partials[c, q, 0] = (acc[q, 0] + acc[q, 1]) + (acc[q, 2] + acc[q, 3])
         else:
-            for m in range(m0, m1):
+            for m in range((i1 - i0) // NB):
                 for j in range(NB):
-                    i = m * NB + j
-                    gi = np.float64(g[i])
-                    xi = np.float64(x[i])
-                    if gi == 0.0 or not INSIDE(xi, *to_fixed_tuple(P[j, 0:NG], NG)):
+                    k = m * NB + j
+                    gi = np.float64(gs[k])
+                    xi = np.float64(xs[k])
+                    if gi == 0.0 or not INSIDE(xi, *_row(P, j, NG)):
                         if NEED_VALUE:
-                            gvalue[i] = 0.0
+                            gv[k] = 0.0
                         continue
-                    r = FN(xi, *to_fixed_tuple(P[j], NP))
+                    r = FN(xi, *_row(P, j, NP))
                     if NEED_VALUE:
-                        gvalue[i] = gi * r[0]
-                    for k in range(NG):
-                        partials[c, k, j] += gi * r[k + 1]
+                        gv[k] = gi * r[0]
+                    for q in range(NG):
+                        partials[c, q, j] += gi * r[q + 1]
 
 
-def mixture_backward(g_logits, g_params, z, g, logw, P, need_logits, needs, rows_per_chunk):
+def mixture_backward(g_logits, g_params, z, g, logw, P, need_logits, needs, rows_per_chunk, t0, t1):
     """The whole implicit backward of a mixture of K components of one family, each a product
     over D dimensions (irtgen.composite.mixture; the structure of irtgen.compilers.gpu's
     ``mixture_backward_kernel``). z, g: flat (M, NB, D); logw: (NB, K) log weights; P:
@@ -261,11 +294,10 @@ def mixture_backward(g_logits, g_params, z, g, logw, P, need_logits, needs, rows
     and its formula is not evaluated."""
     NB, K, D = P.shape[0], P.shape[1], P.shape[2]
     M = z.size // max(NB * D, 1)
-    chunks = g_logits.shape[0]
     any_need = False
     for i in range(NP):
         any_need = any_need or needs[i]
-    for task in prange(chunks * NB):
+    for task in range(t0, t1):  # tasks (c, b), c * NB + b < chunks * NB
         c = task // NB
         b = task % NB
         lq = np.empty((K, D))
@@ -344,29 +376,77 @@ def mixture_backward(g_logits, g_params, z, g, logw, P, need_logits, needs, rows
                         g_logits[c, b, k] -= mu * E[k]
 
 
-# -- instances ---------------------------------------------------------------------------------
+# -- instances and threads ---------------------------------------------------------------------
 
-_INSTANCES: dict[tuple, object] = {}
+_INSTANCES: dict[tuple, _Kernel] = {}
 _LOCK = threading.Lock()
-_RUN_LOCK = threading.Lock()
+
+MAX_THREADS = max(1, os.cpu_count() or 1)
+_THREADS = 1  # set_threads
+# a call whose estimated serial time is below this runs in the calling thread alone: a handoff
+# to a pool thread and back costs about 0.1 ms
+PARALLEL_MIN_SECONDS = 4e-4
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
 
 
-class _Serialised:
-    """A compiled kernel whose calls hold _RUN_LOCK (one parallel kernel at a time)."""
+def _pool() -> ThreadPoolExecutor:
+    """The worker threads (MAX_THREADS - 1; the calling thread runs one part), made again in a
+    forked child, which inherits the pool's state but not its threads."""
+    global _POOL
+    pid = os.getpid()
+    if _POOL is None or _POOL[0] != pid:
+        workers = max(1, MAX_THREADS - 1)
+        _POOL = (pid, ThreadPoolExecutor(workers, thread_name_prefix="irtgen-cpu"))
+    return _POOL[1]
+
+
+class _Kernel:
+    """A compiled skeleton whose last two arguments are a range of tasks [t0, t1). ``run``
+    splits the tasks into contiguous parts, one per thread, when the call is estimated to take
+    long enough (seconds per task, from the kernel's earlier calls) to gain from threads."""
 
     def __init__(self, dispatcher):
         self.dispatcher = dispatcher
+        self.seconds_per_task: float | None = None
+        self.calls = 0
 
     @property
     def stats(self):
         return self.dispatcher.stats
 
-    def __call__(self, *args):
-        with _RUN_LOCK:
-            return self.dispatcher(*args)
+    def _parts(self, tasks: int) -> int:
+        parts = min(_THREADS, tasks)
+        if parts <= 1:
+            return 1
+        est = self.seconds_per_task
+        if est is None:  # first calls: split when there are several tasks a thread
+            return parts if tasks >= 4 * parts else 1
+        return parts if est * tasks >= PARALLEL_MIN_SECONDS else 1
+
+    def run(self, tasks: int, *args) -> list:
+        """The kernel over tasks [0, tasks): the results of the parts, in task order."""
+        parts = self._parts(tasks)
+        start = time.perf_counter()
+        if parts == 1:
+            results = [self.dispatcher(*args, 0, tasks)]
+        else:
+            ends = [tasks * k // parts for k in range(parts + 1)]
+            pool = _pool()
+            futures = [
+                pool.submit(self.dispatcher, *args, ends[k], ends[k + 1]) for k in range(1, parts)
+            ]
+            results = [self.dispatcher(*args, ends[0], ends[1])]
+            results += [f.result() for f in futures]
+        # the first call may compile or load the kernel: not a measure of its speed
+        if self.calls:
+            per_task = (time.perf_counter() - start) * parts / tasks
+            old = self.seconds_per_task
+            self.seconds_per_task = per_task if old is None else 0.5 * (old + per_task)
+        self.calls += 1
+        return results
 
 
-def instance(skeleton, tag: str, **bound):
+def instance(skeleton, tag: str, **bound) -> _Kernel:
     """The skeleton compiled with its globals bound (scalar functions -> numba forms); ``tag``
     names the binding uniquely and stably (it keys the disk cache, with the family's source
     hash)."""
@@ -380,14 +460,14 @@ def instance(skeleton, tag: str, **bound):
             fn = types.FunctionType(skeleton.__code__, g, skeleton.__name__)
             fn.__qualname__ = f"{skeleton.__name__}__{bind.safe(tag)}"
             fn.__module__ = skeleton.__module__
-            kernel = _INSTANCES[key] = _Serialised(bind.njit(fn, parallel=True))
+            kernel = _INSTANCES[key] = _Kernel(bind.njit(fn))
         return kernel
 
 
 def set_threads(n: int) -> None:
-    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != n:
-        numba.set_num_threads(n)
+    """Threads the kernels may use (torch.get_num_threads()), at most MAX_THREADS."""
+    global _THREADS
+    _THREADS = max(1, min(int(n), MAX_THREADS))
 
 
 def rows_per_chunk(NB: int) -> int:
@@ -400,7 +480,12 @@ def empty_partials(M: int, NB: int, NP: int) -> np.ndarray:
     return np.zeros((chunks, NP, NB), dtype=np.float64)
 
 
-# -- launchers (numpy float64 arrays in and out) ------------------------------------------------
+# -- launchers (numpy arrays in and out) ---------------------------------------------------------
+
+
+def _tiles(n: int) -> int:
+    """Tasks of an elementwise kernel over n elements: TILE_ELEMENTS a task."""
+    return -(-n // TILE_ELEMENTS)
 
 
 def _tag(sf, what: str) -> str:
@@ -418,7 +503,7 @@ def run_map(sf, x: np.ndarray, P: np.ndarray, n_out: int = 1) -> np.ndarray:
         out = np.empty((n_out, x.size), dtype=x.dtype)
         kernel = instance(map_values_multi, _tag(sf, f"mapm{NP}.{n_out}"), FN=sf, NP=NP, NOUT=n_out)
     if x.size:
-        kernel(out, x, P)
+        kernel.run(_tiles(x.size), out, x, P)
     return out
 
 
@@ -429,7 +514,7 @@ def run_uniforms(sf, u: np.ndarray, P: np.ndarray, dtype) -> np.ndarray:
     out = np.empty(u.size, dtype=dtype)
     if u.size:
         kernel = instance(map_values, _tag(sf, f"uniforms{NP}"), FN=sf, NP=NP, LOAD=_uniform52)
-        kernel(out, u, P)
+        kernel.run(_tiles(u.size), out, u, P)
     return out
 
 
@@ -439,7 +524,7 @@ def run_count_outside(inside_sf, x: np.ndarray, P: np.ndarray) -> int:
     if not x.size:
         return 0
     kernel = instance(count_outside, _tag(inside_sf, f"outside{NP}"), FN=inside_sf, NP=NP)
-    return int(kernel(x, P))
+    return int(sum(kernel.run(_tiles(x.size), x, P)))
 
 
 def run_params(sf, P: np.ndarray, n_out: int) -> np.ndarray:
@@ -451,7 +536,7 @@ def run_params(sf, P: np.ndarray, n_out: int) -> np.ndarray:
     else:
         kernel = instance(map_params, _tag(sf, f"params{NP}.{n_out}"), FN=sf, NP=NP, NOUT=n_out)
     if P.shape[0]:
-        kernel(out, P)
+        kernel.run(P.shape[0], out, P)
     return out
 
 
@@ -460,7 +545,8 @@ def run_sample(sf, P: np.ndarray, n: int, seed: int, dtype=np.float64) -> np.nda
     NP = P.shape[1]
     out = np.empty(n, dtype=dtype)
     if n:
-        instance(sample, _tag(sf, f"sample{NP}"), FN=sf, NP=NP)(out, P, np.int64(seed))
+        kernel = instance(sample, _tag(sf, f"sample{NP}"), FN=sf, NP=NP)
+        kernel.run(_tiles(n), out, P, np.int64(seed))
     return out
 
 
@@ -482,7 +568,7 @@ def run_backward(
         skeleton, tag, FN=grad_sf, INSIDE=inside_sf, NP=NP, NG=NG, NEED_VALUE=need_value
     )
     if x.size:
-        kernel(gvalue, partials, x, g, P, rows_per_chunk(NB))
+        kernel.run(partials.shape[0], gvalue, partials, x, g, P, rows_per_chunk(NB))
     # chunks are added in chunk order: the sum does not depend on the thread count
     grads = partials[0]
     if partials.shape[0] > 1:
@@ -515,7 +601,7 @@ def run_mixture_backward(fns, z, g, logw, P, needs):
     kernel = instance(mixture_backward, tag, NP=NP, **bound)
     if M and NB and K:
         zf, gf = z.reshape(-1), g.reshape(-1)
-        kernel(g_logits, g_params, zf, gf, logw, P, need_logits, need_params, rows)
+        kernel.run(chunks * NB, g_logits, g_params, zf, gf, logw, P, need_logits, need_params, rows)
     # chunks are added in chunk order: the sum does not depend on the thread count
     out_logits = g_logits[0].copy() if need_logits else None
     out_params = g_params[0].copy()
