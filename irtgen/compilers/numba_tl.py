@@ -17,7 +17,9 @@ from numba.core import types as nbtypes
 from numba.extending import intrinsic
 from numba.extending import overload as _overload
 
-_jit = numba.njit(cache=True)
+# IEEE division (x/0 is inf or NaN, as on the GPU), never a ZeroDivisionError; that check would
+# also be a branch that keeps LLVM from vectorizing a loop
+_jit = numba.njit(cache=True, error_model="numpy")
 
 
 @_jit
