@@ -34,10 +34,24 @@ from irtgen.scalar import scalar, tl
 
 
 @scalar
-def log_prob(z, df):
+def log_prob_terms(df):
+    # parameter terms of log_prob:
+    # _p0 = log_gamma_norm(df/2)
+    return ga.log_gamma_norm(0.5 * df)
+
+
+@scalar
+def log_prob_at(z, df, _p0):
     # log q = log_gamma_density(df/2, z/2) - log(2)
-    _out = ga.log_gamma_density(0.5 * df, 0.5 * z) - 0.69314718055994529
+    _out = ga.log_gamma_density_at(0.5 * df, 0.5 * z, _p0) - 0.69314718055994529
     return tl.where(in_support(z, df), _out, -float("inf"))
+
+
+@scalar
+def log_prob(z, df):
+    # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
+    _p0 = log_prob_terms(df)
+    return log_prob_at(z, df, _p0)
 
 
 @scalar
@@ -57,9 +71,23 @@ def sf(z, df):
 
 
 @scalar
-def pdf(z, df):
+def pdf_terms(df):
+    # parameter terms of pdf:
+    # _p0 = log_gamma_norm(df/2)
+    return ga.log_gamma_norm(0.5 * df)
+
+
+@scalar
+def pdf_at(z, df, _p0):
     # q = exp(log_gamma_density(df/2, z/2))/2
-    return 0.5 * tl.exp(ga.log_gamma_density(0.5 * df, 0.5 * z))
+    return 0.5 * tl.exp(ga.log_gamma_density_at(0.5 * df, 0.5 * z, _p0))
+
+
+@scalar
+def pdf(z, df):
+    # pdf = pdf_at with pdf_terms (computed once per parameter value on the CPU)
+    _p0 = pdf_terms(df)
+    return pdf_at(z, df, _p0)
 
 
 @scalar
@@ -84,22 +112,50 @@ def log_prob_grad(z, df):
 
 
 @scalar
-def cdf_grad(z, df):
+def cdf_grad_terms(df):
+    # parameter terms of cdf_grad:
+    # _p0 = log_gamma_norm(df/2)
+    return ga.log_gamma_norm(0.5 * df)
+
+
+@scalar
+def cdf_grad_at(z, df, _p0):
     # dF/dz = q = exp(log_gamma_density(df/2, z/2))/2
     # dF/ddf = exp(log_gamma_density(df/2, z/2))*gammainc_da_ratio(df/2, z/2)/2
     _t0 = 0.5 * df
     _t1 = 0.5 * z
-    _t2 = 0.5 * tl.exp(ga.log_gamma_density(_t0, _t1))
+    _t2 = 0.5 * tl.exp(ga.log_gamma_density_at(_t0, _t1, _p0))
     return _t2, _t2 * ga.gammainc_da_ratio(_t0, _t1)
 
 
 @scalar
-def implicit_grad(z, df):
+def cdf_grad(z, df):
+    # cdf_grad = cdf_grad_at with cdf_grad_terms (computed once per parameter value on the CPU)
+    _p0 = cdf_grad_terms(df)
+    return cdf_grad_at(z, df, _p0)
+
+
+@scalar
+def implicit_grad_terms(df):
+    # parameter terms of implicit_grad:
+    # _p0 = log_gamma_norm(df/2)
+    return ga.log_gamma_norm(0.5 * df)
+
+
+@scalar
+def implicit_grad_at(z, df, _p0):
     # dz/du = 1/q = 2*exp(-log_gamma_density(df/2, z/2))
     # dz/ddf = -gammainc_da_ratio(df/2, z/2)
     _t0 = 0.5 * df
     _t1 = 0.5 * z
-    return 2.0 * tl.exp(-ga.log_gamma_density(_t0, _t1)), -ga.gammainc_da_ratio(_t0, _t1)
+    return 2.0 * tl.exp(-ga.log_gamma_density_at(_t0, _t1, _p0)), -ga.gammainc_da_ratio(_t0, _t1)
+
+
+@scalar
+def implicit_grad(z, df):
+    # implicit_grad = implicit_grad_at with implicit_grad_terms (computed once per parameter value on the CPU)
+    _p0 = implicit_grad_terms(df)
+    return implicit_grad_at(z, df, _p0)
 
 
 @scalar

@@ -40,21 +40,22 @@ from irtgen.scalar import scalar, tl
 def log_prob_terms(concentration, rate):
     # parameter terms of log_prob:
     # _p0 = log(rate)
-    return tl.log(rate)
+    # _p1 = log_gamma_norm(concentration)
+    return tl.log(rate), ga.log_gamma_norm(concentration)
 
 
 @scalar
-def log_prob_at(z, concentration, rate, _p0):
+def log_prob_at(z, concentration, rate, _p0, _p1):
     # log q = log(rate) - 2*log(z) + log_gamma_density(concentration, rate/z)
-    _out = _p0 - 2.0 * tl.log(z) + ga.log_gamma_density(concentration, rate / z)
+    _out = _p0 - 2.0 * tl.log(z) + ga.log_gamma_density_at(concentration, rate / z, _p1)
     return tl.where(in_support(z, concentration, rate), _out, -float("inf"))
 
 
 @scalar
 def log_prob(z, concentration, rate):
     # log_prob = log_prob_at with log_prob_terms (computed once per parameter value on the CPU)
-    _p0 = log_prob_terms(concentration, rate)
-    return log_prob_at(z, concentration, rate, _p0)
+    _p0, _p1 = log_prob_terms(concentration, rate)
+    return log_prob_at(z, concentration, rate, _p0, _p1)
 
 
 @scalar
@@ -74,9 +75,23 @@ def sf(z, concentration, rate):
 
 
 @scalar
-def pdf(z, concentration, rate):
+def pdf_terms(concentration, rate):
+    # parameter terms of pdf:
+    # _p0 = log_gamma_norm(concentration)
+    return ga.log_gamma_norm(concentration)
+
+
+@scalar
+def pdf_at(z, concentration, rate, _p0):
     # q = rate*exp(log_gamma_density(concentration, rate/z))/z**2
-    return rate * tl.exp(ga.log_gamma_density(concentration, rate / z)) / (z * z)
+    return rate * tl.exp(ga.log_gamma_density_at(concentration, rate / z, _p0)) / (z * z)
+
+
+@scalar
+def pdf(z, concentration, rate):
+    # pdf = pdf_at with pdf_terms (computed once per parameter value on the CPU)
+    _p0 = pdf_terms(concentration, rate)
+    return pdf_at(z, concentration, rate, _p0)
 
 
 @scalar
@@ -102,25 +117,53 @@ def log_prob_grad(z, concentration, rate):
 
 
 @scalar
-def cdf_grad(z, concentration, rate):
+def cdf_grad_terms(concentration, rate):
+    # parameter terms of cdf_grad:
+    # _p0 = log_gamma_norm(concentration)
+    return ga.log_gamma_norm(concentration)
+
+
+@scalar
+def cdf_grad_at(z, concentration, rate, _p0):
     # dF/dz = q = rate*exp(log_gamma_density(concentration, rate/z))/z**2
     # dF/dconcentration = -exp(log_gamma_density(concentration, rate/z))*gammainc_da_ratio(concentration, rate/z)
     # dF/drate = -exp(log_gamma_density(concentration, rate/z))/z
     _t0 = 1.0 / z
     _t1 = _t0 * rate
-    _t2 = tl.exp(ga.log_gamma_density(concentration, _t1))
+    _t2 = tl.exp(ga.log_gamma_density_at(concentration, _t1, _p0))
     return _t2 * rate / (z * z), -_t2 * ga.gammainc_da_ratio(concentration, _t1), -_t0 * _t2
 
 
 @scalar
-def implicit_grad(z, concentration, rate):
+def cdf_grad(z, concentration, rate):
+    # cdf_grad = cdf_grad_at with cdf_grad_terms (computed once per parameter value on the CPU)
+    _p0 = cdf_grad_terms(concentration, rate)
+    return cdf_grad_at(z, concentration, rate, _p0)
+
+
+@scalar
+def implicit_grad_terms(concentration, rate):
+    # parameter terms of implicit_grad:
+    # _p0 = log_gamma_norm(concentration)
+    return ga.log_gamma_norm(concentration)
+
+
+@scalar
+def implicit_grad_at(z, concentration, rate, _p0):
     # dz/du = 1/q = z**2*exp(-log_gamma_density(concentration, rate/z))/rate
     # dz/dconcentration = z**2*gammainc_da_ratio(concentration, rate/z)/rate
     # dz/drate = z/rate
     _t0 = rate / z
     _t1 = 1.0 / rate
     _t2 = _t1 * (z * z)
-    return _t2 * tl.exp(-ga.log_gamma_density(concentration, _t0)), _t2 * ga.gammainc_da_ratio(concentration, _t0), _t1 * z
+    return _t2 * tl.exp(-ga.log_gamma_density_at(concentration, _t0, _p0)), _t2 * ga.gammainc_da_ratio(concentration, _t0), _t1 * z
+
+
+@scalar
+def implicit_grad(z, concentration, rate):
+    # implicit_grad = implicit_grad_at with implicit_grad_terms (computed once per parameter value on the CPU)
+    _p0 = implicit_grad_terms(concentration, rate)
+    return implicit_grad_at(z, concentration, rate, _p0)
 
 
 @scalar

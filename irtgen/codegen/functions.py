@@ -130,14 +130,30 @@ class log_beta_norm(sp.Function):  # noqa: N801
     nargs = 2
 
 
+class log_gamma_norm(sp.Function):  # noqa: N801
+    """lgamma(a), or (log(2 pi) + log a)/2 + stirlerr(a) for a >= 10
+    (irtgen.scalar.gamma.log_gamma_norm)."""
+
+    nargs = 1
+
+
 def _at(cls: type, nargs: int) -> type:
     return type(f"{cls.__name__}_at", (sp.Function,), {"nargs": nargs + 1})
 
 
+# part class -> (scalar module, number of arguments)
+_PARTS = {log_beta_norm: ("be", 2), log_gamma_norm: ("ga", 1)}
+# function class -> (its number of arguments, part class)
+_SPLIT = {
+    F.log_beta_density: (4, log_beta_norm),
+    F.betainc: (4, log_beta_norm),
+    F.betainc_da_ratio: (4, log_beta_norm),
+    F.betainc_db_ratio: (4, log_beta_norm),
+    F.log_gamma_density: (2, log_gamma_norm),
+}
 # class -> (k, part class, class of the call with the part as its last argument)
 PARAMETER_PARTS: dict[type, tuple[int, type, type]] = {
-    cls: (2, log_beta_norm, _at(cls, 4))
-    for cls in (F.log_beta_density, F.betainc, F.betainc_da_ratio, F.betainc_db_ratio)
+    cls: (_PARTS[part][1], part, _at(cls, n)) for cls, (n, part) in _SPLIT.items()
 }
 # joint calls likewise: template -> (k, part class, template with the part as argument k + ...)
 JOINT_PARAMETER_PARTS: dict[str, tuple[int, type, str]] = {
@@ -147,11 +163,22 @@ JOINT_PARAMETER_PARTS: dict[str, tuple[int, type, str]] = {
         "be.betainc_ratios_at({0}, {1}, {2}, {3}, {4})",
     ),
 }
+
+
+def _template(module: str, name: str, nargs: int) -> str:
+    return f"{module}.{name}({', '.join(f'{{{i}}}' for i in range(nargs))})"
+
+
 PART_FUNCTIONS: dict[type, Impl] = {
-    log_beta_norm: Impl(None, "be.log_beta_norm({0}, {1})", tensor_args=True),
     **{
-        at: Impl(None, f"be.{at.__name__}({{0}}, {{1}}, {{2}}, {{3}}, {{4}})", tensor_args=True)
-        for _k, _part, at in PARAMETER_PARTS.values()
+        part: Impl(None, _template(module, part.__name__, n), tensor_args=True)
+        for part, (module, n) in _PARTS.items()
+    },
+    **{
+        PARAMETER_PARTS[cls][2]: Impl(
+            None, _template(_PARTS[part][0], f"{cls.__name__}_at", n + 1), tensor_args=True
+        )
+        for cls, (n, part) in _SPLIT.items()
     },
 }
 

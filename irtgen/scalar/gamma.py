@@ -140,7 +140,7 @@ def digamma(x):
 
 @scalar
 def stirling_parts(a, x):
-    """(a log1pmx((x - a)/a), log(x/a), stirlerr(a)) for a >= 10."""
+    """(a log1pmx((x - a)/a), log(x/a)) for a >= 10."""
     t = (x - a) / a
     q = x / a
     if tl.abs(t) <= 0.5:
@@ -153,30 +153,41 @@ def stirling_parts(a, x):
         lm = el.log1pmx(t)
     else:
         lm = lr - t
-    return a * lm, lr, stirlerr(a)
+    return a * lm, lr
 
 
 @scalar
-def log_density(a, x):
-    """log(x^(a-1) e^-x / Gamma(a)) for a > 0, 0 < x < inf."""
+def log_gamma_norm(a):
+    """N(a): the part of log_gamma_density(a, x) that depends on a alone (a > 0 finite; the
+    callers check): (log(2 pi) + log a)/2 + stirlerr(a) for a >= 10, where the density is
+    exp(a log1pmx((x - a)/a) - log(x/a) - N(a)), and lgamma(a) below. Formulas with a fixed a
+    compute it once per parameter value and call ``log_gamma_density_at``."""
     if a >= 10.0:
-        alm, lr, se = stirling_parts(a, x)
-        r = alm - lr - 0.5 * (1.8378770664093455 + tl.log(a)) - se
+        r = 0.5 * (1.8378770664093455 + tl.log(a)) + stirlerr(a)
     else:
-        r = (a - 1.0) * tl.log(x) - x - lgamma_pos(a)
+        r = lgamma_pos(a)
     return r
 
 
 @scalar
 def log_gamma_density(a, x):
     """log(x^(a-1) e^-x / Gamma(a)) = log dP(a, x)/dx, accurate for large a with x ~ a."""
+    return log_gamma_density_at(a, x, log_gamma_norm(a))
+
+
+@scalar
+def log_gamma_density_at(a, x, norm):
+    """log_gamma_density with norm = log_gamma_norm(a) given."""
     if ((a > 0.0) and (a < float("inf"))) and (x >= 0.0):
         if x == 0.0:
             r = 0.0 * a + tl.where(a < 1.0, float("inf"), tl.where(a == 1.0, 0.0, -float("inf")))
         elif x == float("inf"):
             r = 0.0 * a - float("inf")
+        elif a >= 10.0:
+            alm, lr = stirling_parts(a, x)
+            r = alm - lr - norm
         else:
-            r = log_density(a, x)
+            r = (a - 1.0) * tl.log(x) - x - norm
     else:
         r = a + x + float("nan")
     return r
@@ -344,8 +355,8 @@ def _igamma_inner(a, x, want, n_max):
         else:
             s, _ds = _series(a, x, n_max)
             if a >= 10.0:
-                alm, _lr, se = stirling_parts(a, x)
-                lower = alm - 0.5 * (1.8378770664093455 + tl.log(a)) - se
+                alm, _lr = stirling_parts(a, x)
+                lower = alm - 0.5 * (1.8378770664093455 + tl.log(a)) - stirlerr(a)
             else:
                 lower = a * lx - x - lgamma1p(a)
             p = tl.exp(lower) * s
@@ -359,8 +370,8 @@ def _igamma_inner(a, x, want, n_max):
             r = -(x / g) * ((lx - digamma_pos(a)) - dlog)
         else:
             if a >= 10.0:
-                alm, _lr, se = stirling_parts(a, x)
-                upper = alm + 0.5 * (tl.log(a) - 1.8378770664093455) - se
+                alm, _lr = stirling_parts(a, x)
+                upper = alm + 0.5 * (tl.log(a) - 1.8378770664093455) - stirlerr(a)
             else:
                 upper = a * lx - x - lgamma_pos(a)
             q = tl.exp(upper) / g
