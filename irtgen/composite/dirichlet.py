@@ -420,7 +420,7 @@ class Dirichlet(Distribution):
         z = torch.as_tensor(z, dtype=c.dtype, device=c.device)
         if self._validate_args:
             self._validate_sample(z)
-        shape = torch.broadcast_shapes(z.shape, c.shape)
+        shape = launch.broadcast_shapes(z.shape, c.shape)
         return _reparameterize_op(z.detach().expand(shape), c)
 
     def log_prob(self, value):

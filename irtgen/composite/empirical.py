@@ -19,6 +19,7 @@ import torch
 from torch.distributions import Categorical
 
 from irtgen.composite.mixture import MixtureSameFamily
+from irtgen.runtime import launch
 from irtgen.runtime.distribution import GeneratedDistribution
 
 
@@ -58,7 +59,7 @@ class Empirical(MixtureSameFamily):
         if validate_args and not bool(torch.isfinite(data).all()):
             raise ValueError("Empirical: data must be finite")
         self.data, self.bandwidth = data, bandwidth
-        batch = torch.broadcast_shapes(data.shape[:-1], bandwidth.shape)
+        batch = launch.broadcast_shapes(data.shape[:-1], bandwidth.shape)
         weights = torch.zeros(batch + data.shape[-1:], dtype=data.dtype, device=data.device)
         components = kernel(data, bandwidth.unsqueeze(-1), validate_args=validate_args)
         super().__init__(Categorical(logits=weights), components, validate_args=validate_args)

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 import torch
 from torch.distributions import Distribution, constraints
 
+from irtgen.runtime import launch
+
 __all__ = ["Factorized"]
 
 
@@ -80,7 +82,7 @@ def _check_parts(parts) -> list[Distribution]:
 def _joint_batch_shape(parts: list[Distribution]) -> torch.Size:
     shapes = [p.batch_shape for p in parts]
     try:
-        return torch.broadcast_shapes(*shapes)
+        return launch.broadcast_shapes(*shapes)
     except RuntimeError:
         raise ValueError(
             "Factorized: the parts' batch shapes "

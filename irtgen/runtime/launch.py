@@ -41,8 +41,28 @@ def compute_dtype(*tensors: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
     return work, dtype
 
 
+def broadcast_shapes(*shapes) -> torch.Size:
+    """torch.broadcast_shapes for shapes of plain ints, in Python: torch's own imports its
+    symbolic-shape machinery (and SymPy, ~0.5 s) on first use. Symbolic shapes (under
+    torch.compile) go to torch's."""
+    if not all(type(d) is int for s in shapes for d in s):
+        return torch.broadcast_shapes(*shapes)
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, d in enumerate(s, ndim - len(s)):
+            if d == out[i] or d == 1:
+                continue
+            if out[i] != 1:
+                raise RuntimeError(
+                    f"Shape mismatch: objects cannot be broadcast to a single shape: {shapes}"
+                )
+            out[i] = d
+    return torch.Size(out)
+
+
 def out_shapes(value_shape, batch_shape) -> tuple[torch.Size, torch.Size]:
-    out = torch.broadcast_shapes(value_shape, batch_shape)
+    out = broadcast_shapes(value_shape, batch_shape)
     nb = len(batch_shape)
     param_shape = out[len(out) - nb :] if nb else torch.Size()
     return out, param_shape

@@ -96,7 +96,7 @@ def map_scalar(sf, tensors, n_out: int = 1, wide: bool = False):
     a tensor, or a tuple of ``n_out`` tensors, of the inputs' promoted dtype."""
     tensors = [torch.as_tensor(t) for t in tensors]
     work, result = launch.compute_dtype(*tensors)
-    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    shape = launch.broadcast_shapes(*(t.shape for t in tensors))
     device = tensors[0].device
     if select_backend(device) == "numba":
         import numpy as np
