@@ -44,3 +44,51 @@ def test_second_process_compiles_nothing(tmp_path):
     misses, hits = _run(tmp_path)
     # the kernels called load from the cache (their callees are linked in and never compiled)
     assert misses == 0 and hits > 0
+
+
+MODULE = """
+from irtgen.scalar import scalar, tl
+
+
+@scalar
+def helper(x):
+    return x + {shift}
+
+
+@scalar
+def formula(x, a):
+    return a * helper(x)
+"""
+
+EDIT = """
+import sys, numpy as np
+sys.path.insert(0, {folder!r})
+import cachedmod
+from irtgen.compilers import cpu
+print(float(cpu.run_map(cachedmod.formula, np.array([1.0]), np.array([[2.0]]))[0]))
+"""
+
+
+def test_kernels_see_an_edit_of_a_function_they_inline(tmp_path):
+    """A kernel is cached under a tag of its formula's code and its module file: editing a
+    helper that the formula calls (a generated module regenerated with another in_support, say)
+    recompiles the kernel in the next process instead of loading one that inlined the old
+    helper."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "IRTGEN_BACKEND")}
+    env["IRTGEN_CACHE_DIR"] = str(tmp_path / "cache")
+    env["PYTHONPATH"] = str(ROOT)
+    folder = tmp_path / "mod"
+    folder.mkdir()
+    values = []
+    for shift in ("1.0", "10.0"):
+        (folder / "cachedmod.py").write_text(MODULE.format(shift=shift))
+        out = subprocess.run(
+            [sys.executable, "-c", EDIT.format(folder=str(folder))],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        values.append(float(out.stdout.split()[-1]))
+    assert values == [4.0, 22.0]

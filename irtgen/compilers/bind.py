@@ -134,14 +134,35 @@ def safe(tag: str) -> str:
 
 
 def code_hash(*fns) -> str:
-    """Hash of functions' code (bytecode and constants), for tags of specialisations."""
+    """Hash of functions' code (bytecode and constants) and of the source file of each one's
+    module, for tags of specialisations and kernels. A kernel compiled around a function
+    inlines the functions it calls too; the file's hash covers those in the same module (a
+    generated module's ``in_support``, say), which numba's cache of the kernel cannot see.
+    Modules under irtgen.scalar and irtgen.compilers are covered by the cache folder's hash."""
     h = hashlib.sha256()
     for f in fns:
         f = getattr(f, "fn", f)
         h.update(f.__code__.co_code)
         h.update(repr(f.__code__.co_consts).encode())
         h.update(repr(f.__code__.co_names).encode())
+        h.update(_file_hash(f.__code__.co_filename).encode())
     return h.hexdigest()[:12]
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _file_hash(path: str) -> str:
+    """sha256 of a source file's bytes ('' where there is no file), cached by its stamp."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    key = (path, st.st_mtime_ns, st.st_size)
+    digest = _FILE_HASHES.get(key)
+    if digest is None:
+        digest = _FILE_HASHES[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return digest
 
 
 def numba_function(sf: ScalarFunction):
