@@ -92,3 +92,31 @@ def test_kernels_see_an_edit_of_a_function_they_inline(tmp_path):
         assert out.returncode == 0, out.stderr
         values.append(float(out.stdout.split()[-1]))
     assert values == [4.0, 22.0]
+
+
+LIGHT = """
+import sys, torch
+import irtgen.distributions as D
+c = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
+(D.Dirichlet(c).rsample((10,))[:, 0].sum()
+ + D.MixtureSameFamily(torch.distributions.Categorical(logits=c), D.Normal(c, 1.0)).rsample((10,)).sum()
+ + D.Gamma(c, 1.0).rsample((10,)).sum() + D.Gamma(c, 1.0).log_prob(torch.tensor(0.5)).sum()
+).backward()
+assert torch.isfinite(c.grad).all()
+print(sorted(m for m in ("torch._dynamo", "sympy", "triton") if m in sys.modules))
+"""
+
+
+def test_eager_calls_import_neither_dynamo_nor_sympy_nor_triton(tmp_path):
+    """Eager rsample, log_prob and backward (univariate families, Dirichlet, mixtures) run
+    without a custom op, whose first call imports torch._dynamo (1.6 s), and without
+    torch.broadcast_shapes, whose first call imports SymPy: a warm start stays under a
+    second."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "IRTGEN_BACKEND")}
+    env["IRTGEN_CACHE_DIR"] = str(tmp_path / "cache")
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", LIGHT], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == "[]", out.stdout

@@ -53,7 +53,10 @@ def test_opcheck_elementwise(cls, op, value, params):
 def test_opcheck_reparameterize_and_backward(cls):
     params = [torch.tensor([0.7, 2.0], dtype=F64, requires_grad=True), torch.tensor(1.5, dtype=F64)]
     z = torch.tensor([[0.4, 1.1], [2.0, 0.2]], dtype=F64)
-    torch.library.opcheck(torch.ops.irtgen.reparameterize.default, (_family(cls), z, params, [2]))
+    for drawn in (False, True):
+        torch.library.opcheck(
+            torch.ops.irtgen.reparameterize.default, (_family(cls), z, params, [2], drawn)
+        )
     grad = torch.ones(2, 2, dtype=F64)
     for op in ("implicit", "log_prob", "cdf"):
         torch.library.opcheck(

@@ -76,6 +76,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.distributions import Dirichlet as _TorchDirichlet
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
@@ -279,7 +280,16 @@ def _(concentration, shape, token):
 def _normalize_op(estimator: str, logg: torch.Tensor, concentration: torch.Tensor) -> torch.Tensor:
     """z = G/ΣG from log G, in the concentration's dtype; the gradient in the concentration is
     the ``estimator``'s (``irtgen::dirichlet_backward``)."""
-    return _Parts.from_log(logg).z.to(concentration.dtype).contiguous()
+    return _normalize(logg, concentration)
+
+
+def _normalize(logg: torch.Tensor, concentration: torch.Tensor) -> torch.Tensor:
+    z = _Parts.from_log(logg).z.to(concentration.dtype)
+    if z.shape[-1] < 2:  # one component: the simplex is the point 1
+        return z.contiguous()
+    # the draw rule (irtgen.runtime.ops.inside_support): each coordinate strictly inside (0, 1)
+    info = torch.finfo(z.dtype)
+    return z.clamp_(info.tiny, 1.0 - info.eps / 2).contiguous()
 
 
 @_normalize_op.register_fake
@@ -307,6 +317,10 @@ def _backward_op(
     ``source``: "beta" or "gamma" (that estimator, ``point`` = log G of the draws) or "simplex"
     (the beta estimator at ``point`` = z, for draws made elsewhere).
     """
+    return _backward(source, point, grad, concentration)
+
+
+def _backward(source: str, point: torch.Tensor, grad: torch.Tensor, concentration: torch.Tensor):
     alpha = concentration.to(_WORK)
     if source == "simplex":
         parts = _Parts.from_simplex(point.to(_WORK))
@@ -348,6 +362,37 @@ def _backward_reparameterize(ctx, grad):
 
 
 _reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
+
+
+class _Normalize(torch.autograd.Function):
+    """``irtgen::dirichlet_normalize`` for eager calls (library.eager)."""
+
+    @staticmethod
+    def forward(ctx, estimator, logg, concentration):
+        ctx.estimator = estimator
+        ctx.save_for_backward(logg, concentration)
+        return _normalize(logg, concentration)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        logg, concentration = ctx.saved_tensors
+        return None, None, _backward(ctx.estimator, logg, grad, concentration)
+
+
+class _Reparameterize(torch.autograd.Function):
+    """``irtgen::dirichlet_reparameterize`` for eager calls: z itself (a view, no copy)."""
+
+    @staticmethod
+    def forward(ctx, z, concentration):
+        ctx.save_for_backward(z, concentration)
+        return z.view_as(z)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        z, concentration = ctx.saved_tensors
+        return None, _backward("simplex", z, grad, concentration)
 
 
 # -- the distribution ------------------------------------------------------------------------
@@ -396,18 +441,22 @@ class Dirichlet(Distribution):
         """log G behind draws of shape ``sample_shape + batch_shape + (K,)`` (float64)."""
         shape = self._extended_shape(torch.Size(sample_shape))
         c = self.concentration.detach()
-        if generator is not None:  # custom ops cannot take a generator: drawn eagerly
+        if generator is not None or library.eager():  # custom ops cannot take a generator
             return _log_gamma_draws(c.to(_WORK), shape, generator)
         return _sample_op(c, list(shape), library.rng_token(c.device))
 
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape ``sample_shape + batch_shape + (K,)`` with implicit gradients."""
         logg = self._log_gamma(sample_shape, generator)
+        if library.eager():
+            return _Normalize.apply(self.grad, logg, self.concentration)
         return _normalize_op(self.grad, logg, self.concentration)
 
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
         with torch.no_grad():
             logg = self._log_gamma(sample_shape, generator)
+            if library.eager():
+                return _normalize(logg, self.concentration.detach())
             return _normalize_op(self.grad, logg, self.concentration.detach())
 
     def reparameterize(self, z: torch.Tensor) -> torch.Tensor:
@@ -421,6 +470,8 @@ class Dirichlet(Distribution):
         if self._validate_args:
             self._validate_sample(z)
         shape = launch.broadcast_shapes(z.shape, c.shape)
+        if library.eager():
+            return _Reparameterize.apply(z.detach().expand(shape), c)
         return _reparameterize_op(z.detach().expand(shape), c)
 
     def log_prob(self, value):

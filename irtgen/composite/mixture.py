@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.distributions import Categorical, Independent
 from torch.distributions import MixtureSameFamily as _TorchMixture
 from torch.library import custom_op
@@ -283,8 +284,12 @@ def _draw(family: Family, univariate: bool, probs, params, sample_shape: torch.S
         )
     else:
         z = _draw_cpu(family, cum, pd, N, NB, K, D, seed_pick, seed)
-    z = z.reshape(sample_shape + batch_shape + (D,))
-    return (z.squeeze(-1) if univariate else z).to(result)
+    z = z.reshape(sample_shape + batch_shape + (D,)).to(result)
+    # the draw rule (ops.inside_support) with the components' supports together: strictly
+    # inside the lowest lower end and the highest upper end
+    lo, hi = ops.support_interior(family, pd, full, result)
+    z = torch.minimum(torch.maximum(z, lo.amin(dim=-2)), hi.amax(dim=-2))
+    return z.squeeze(-1) if univariate else z
 
 
 def _draw_cpu(family: Family, cum, params, N: int, NB: int, K: int, D: int, seed_pick, seed):
@@ -406,6 +411,27 @@ def _backward_reparameterize(ctx, grad):
 _reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
 
 
+class _Reparameterize(torch.autograd.Function):
+    """``irtgen::mixture_reparameterize`` for eager calls (library.eager): z itself (a view, no
+    copy) with the same backward."""
+
+    @staticmethod
+    def forward(ctx, family, univariate, z, logits, *params):
+        ctx.family, ctx.univariate = family, univariate
+        ctx.save_for_backward(z, logits, *params)
+        return z.view_as(z)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        z, logits, *params = ctx.saved_tensors
+        needs = list(ctx.needs_input_grad[3:])
+        g_logits, g_params = _reparameterize_backward(
+            ctx.family, ctx.univariate, z, grad, logits, params, needs
+        )
+        return (None, None, None, g_logits, *g_params)
+
+
 class MixtureSameFamily(_TorchMixture):
     """torch.distributions.MixtureSameFamily with ``rsample``: implicit reparameterization
     gradients for the component parameters and the mixture's logits or probs.
@@ -454,7 +480,7 @@ class MixtureSameFamily(_TorchMixture):
     def _draw(self, sample_shape: torch.Size, generator) -> torch.Tensor:
         probs = self.mixture_distribution.probs
         params = self._component_params()
-        if generator is not None:  # custom ops cannot take a generator: drawn eagerly
+        if generator is not None or library.eager():  # custom ops cannot take a generator
             with torch.no_grad():
                 return _draw(
                     self._base.family, self._univariate, probs, params, sample_shape, generator
@@ -492,4 +518,6 @@ class MixtureSameFamily(_TorchMixture):
     def _reparameterize(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.mixture_distribution.logits
         params = self._component_params()
+        if library.eager():
+            return _Reparameterize.apply(self._base.family, self._univariate, z, logits, *params)
         return _reparameterize_op(self._base.family.key, self._univariate, z, logits, params)

@@ -50,6 +50,15 @@ def family_of(key: str) -> Family:
     return module.FAMILY
 
 
+def eager() -> bool:
+    """True outside torch.compile. Eager calls run the ops as autograd functions in Python
+    (irtgen.runtime.ops, the composites' own), without a custom op's dispatch, the copy that a
+    custom op's output must be, and the import of torch._dynamo (1.6 s) that the first call of
+    a custom op with autograd costs. Under torch.compile they are the custom ops below, single
+    nodes of the graph. Both run the same kernels."""
+    return not torch.compiler.is_compiling()
+
+
 def _result_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return launch.compute_dtype(*tensors)[1]
 
@@ -91,15 +100,20 @@ def _(family, params, shape, batch_shape, token):
 
 @custom_op("irtgen::reparameterize", mutates_args=())
 def reparameterize(
-    family: str, z: torch.Tensor, params: list[torch.Tensor], batch_shape: list[int]
+    family: str,
+    z: torch.Tensor,
+    params: list[torch.Tensor],
+    batch_shape: list[int],
+    drawn: bool,
 ) -> torch.Tensor:
-    """A copy of z (broadcast against the batch shape) whose gradient is the implicit one."""
+    """A copy of z (broadcast against the batch shape) whose gradient is the implicit one;
+    ``drawn``: z is ``sample``'s, so a draw that the draw rule moved has gradient 0."""
     out_shape, _ = launch.out_shapes(z.shape, torch.Size(batch_shape))
     return z.expand(out_shape).to(_result_dtype(z, *params)).clone()
 
 
 @reparameterize.register_fake
-def _(family, z, params, batch_shape):
+def _(family, z, params, batch_shape, drawn):
     out_shape, _ = launch.out_shapes(z.shape, torch.Size(batch_shape))
     return z.new_empty(out_shape, dtype=_result_dtype(z, *params))
 
@@ -135,7 +149,8 @@ def backward(
     batch_shape: list[int],
 ) -> list[torch.Tensor]:
     """[grad of value, grad of each param] of sum(grad * op(value)); an empty tensor where
-    ``needs`` (value?, param_1?, ...) is False. ``op``: implicit, log_prob or cdf."""
+    ``needs`` (value?, param_1?, ...) is False. ``op``: implicit, implicit_drawn (value from
+    ``sample``: see ops.backward_reduce), log_prob or cdf."""
     gvalue, gparams = ops.backward_reduce(
         family_of(family), op, value, grad, params, tuple(needs), torch.Size(batch_shape)
     )
@@ -176,17 +191,18 @@ def _no_grad_for(ints: list[int]):
 
 
 def _setup_reparameterize(ctx, inputs, output):
-    family, z, params, batch_shape = inputs
-    ctx.family, ctx.batch_shape = family, batch_shape
+    family, z, params, batch_shape, drawn = inputs
+    ctx.family, ctx.batch_shape, ctx.drawn = family, batch_shape, drawn
     ctx.needs = [p.requires_grad for p in params]
     ctx.save_for_backward(z, *params)
 
 
 def _backward_reparameterize(ctx, grad):
     z, *params = ctx.saved_tensors
-    _, gparams = _grads(ctx.family, "implicit", z, grad, params, False, ctx.needs, ctx.batch_shape)
+    op = "implicit_drawn" if ctx.drawn else "implicit"  # ops.backward_reduce
+    _, gparams = _grads(ctx.family, op, z, grad, params, False, ctx.needs, ctx.batch_shape)
     # z is a constant: no gradient flows into it
-    return None, None, gparams, _no_grad_for(ctx.batch_shape)
+    return None, None, gparams, _no_grad_for(ctx.batch_shape), None
 
 
 reparameterize.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)

@@ -179,7 +179,8 @@ def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None)
     n = math.prod(shape)
     backend = select_backend(device)
     if backend == "numba" and family.base_draw and cpu_draws() == "torch":
-        return _draw_from_torch(family, shape, flat_params, work, generator).to(result)
+        z = _draw_from_torch(family, shape, flat_params, work, generator).to(result)
+        return inside_support(family, z, params, batch_shape)
     seed = rng.philox_seed(device, generator)
     if backend == "numba":
         P = _param_rows(flat_params)
@@ -189,7 +190,55 @@ def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None)
         z = _gpu().run_family_sample(
             family.fn("sample"), flat_params, n, seed, work, family.wide("sample")
         )
-    return z.reshape(shape).to(result)
+    return inside_support(family, z.reshape(shape).to(result), params, batch_shape)
+
+
+def support_interior(family: Family, params, batch_shape, dtype):
+    """(lo, hi): the smallest and largest numbers of ``dtype`` strictly inside the support's
+    ends, per batch element: the next number after a finite end, the smallest normal number
+    above an end at 0 (as torch clamps its Gamma and Beta draws; a subnormal would be flushed to
+    0 by a GPU's float32 arithmetic), ±the largest finite number for an infinite end."""
+    wide = [torch.as_tensor(p).to(torch.float64).expand(batch_shape) for p in params]
+    ends = evaluate(family, "support", wide)
+    info = torch.finfo(dtype)
+    lo, hi = (e.to(dtype) for e in ends)
+    lo_in = torch.where(
+        lo == 0,
+        info.tiny,
+        torch.nextafter(lo, torch.tensor(math.inf, dtype=dtype, device=lo.device)),
+    )
+    hi_in = torch.where(
+        hi == 0,
+        -info.tiny,
+        torch.nextafter(hi, torch.tensor(-math.inf, dtype=dtype, device=hi.device)),
+    )
+    # nextafter of -inf is -max; of +inf, +max
+    return lo_in, hi_in
+
+
+def zero_at_clamped(family: Family, z: torch.Tensor, grad: torch.Tensor, params, batch_shape):
+    """The upstream gradient with 0 where z lies on support_interior's ends: a draw clamped
+    there by ``inside_support`` is a constant (the clamp's derivative is 0), so its gradient is
+    0, not the formula's value at the clamped point (which in float32 can exceed the range, e.g.
+    dz/ddf of a Student-t draw at ±3.4e38)."""
+    if not z.dtype.is_floating_point or z.numel() == 0:
+        return grad
+    lo, hi = support_interior(family, params, batch_shape, z.dtype)
+    return grad.masked_fill((z == lo) | (z == hi), 0)
+
+
+def inside_support(family: Family, z: torch.Tensor, params, batch_shape) -> torch.Tensor:
+    """The draw rule: every draw is finite and strictly inside the support in its dtype. A draw
+    that rounded onto an end of the support or beyond (an exact value that the dtype cannot
+    hold: Gamma(0.01) below float32's range, Beta(0.01, 0.01) within 2^-24 of 1, Student-t
+    with df = 0.05 beyond float32's largest number) becomes the nearest number strictly inside
+    (support_interior); NaN (invalid parameters) stays NaN."""
+    if not z.dtype.is_floating_point or z.numel() == 0:
+        return z
+    lo, hi = support_interior(family, params, batch_shape, z.dtype)
+    if lo.numel() == 1:
+        return z.clamp_(float(lo.reshape(())), float(hi.reshape(())))
+    return torch.minimum(torch.maximum(z, lo), hi)
 
 
 def _draw_from_torch(family: Family, shape, flat_params, work, generator) -> torch.Tensor:
@@ -216,13 +265,17 @@ def _draw_from_torch(family: Family, shape, flat_params, work, generator) -> tor
 def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_shape, terms=None):
     """Gradients of sum(grad * op(value)) w.r.t. value and params, via the derived derivatives.
 
-    ``op`` names the derivative formulas: "implicit" (1/q, dz/dθ), "log_prob" (∂log q/∂x,
+    ``op`` names the derivative formulas: "implicit" (1/q, dz/dθ; "implicit_drawn" for a value
+    from ``draw``, where an element moved by the draw rule gets 0), "log_prob" (∂log q/∂x,
     ∂log q/∂θ) or "cdf" (q, ∂F/∂θ). ``needs`` = (value?, param_1?, ...). One fused kernel
     computes every needed gradient and reduces over the sample dimensions; an element where
     grad is 0 contributes exactly 0. ``terms``: the formula's parameter terms at ``params``
     (parameter_terms), for callers whose parameters have the shape of the value but few
     distinct values; the CPU kernels otherwise compute them once per parameter element.
     """
+    if op == "implicit_drawn":  # value from draw(): a draw moved by the draw rule is a constant
+        grad = zero_at_clamped(family, value, grad, params, batch_shape)
+        op = "implicit"
     need_value, need_params = needs[0], list(needs[1:])
     orig_value_shape = value.shape
     param_shapes = [p.shape for p in params]
@@ -297,8 +350,8 @@ class _Reparameterize(torch.autograd.Function):
     """Identity on z whose backward is the implicit gradient dz/dθ = -(∂F/∂θ)/q."""
 
     @staticmethod
-    def forward(ctx, family, batch_shape, z, *params):
-        ctx.family, ctx.batch_shape = family, batch_shape
+    def forward(ctx, family, batch_shape, drawn, z, *params):
+        ctx.family, ctx.batch_shape, ctx.drawn = family, batch_shape, drawn
         ctx.save_for_backward(z, *params)
         return z.view_as(z)
 
@@ -306,11 +359,10 @@ class _Reparameterize(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         z, *params = ctx.saved_tensors
-        needs = (False, *ctx.needs_input_grad[3:])
-        _, gparams = backward_reduce(
-            ctx.family, "implicit", z, grad, params, needs, ctx.batch_shape
-        )
-        return (None, None, None, *gparams)
+        needs = (False, *ctx.needs_input_grad[4:])
+        op = "implicit_drawn" if ctx.drawn else "implicit"
+        _, gparams = backward_reduce(ctx.family, op, z, grad, params, needs, ctx.batch_shape)
+        return (None, None, None, None, *gparams)
 
 
 def log_prob(family: Family, value, params, batch_shape):
@@ -330,10 +382,10 @@ def reparameterize(family: Family, z: torch.Tensor, params, batch_shape):
     out_shape, _ = launch.out_shapes(z.shape, batch_shape)
     z = z.detach().expand(out_shape)
     _, result = launch.compute_dtype(z, *params)
-    return _Reparameterize.apply(family, batch_shape, z.to(result), *params)
+    return _Reparameterize.apply(family, batch_shape, False, z.to(result), *params)
 
 
 def rsample(family: Family, shape, params, batch_shape, generator=None):
     with torch.no_grad():
         z = draw(family, torch.Size(shape), params, batch_shape, generator)
-    return _Reparameterize.apply(family, batch_shape, z, *params)
+    return _Reparameterize.apply(family, batch_shape, True, z, *params)
