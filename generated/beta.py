@@ -239,6 +239,12 @@ def entropy_torch(concentration1, concentration0):
     return (_t0 - 2.0) * torch.digamma(_t0) - (concentration0 - 1.0) * torch.digamma(concentration0) - (concentration1 - 1.0) * torch.digamma(concentration1) + (torch.lgamma(concentration1) + torch.lgamma(concentration0) - torch.lgamma(concentration1 + concentration0))
 
 
+def mode_torch(concentration1, concentration0):
+    # mode = Piecewise((1, (concentration0 < 1) & (concentration1 < 1)), (Max(0, concentration1 - 1)/(Max(0, concentration0 - 1) + Max(0, concentration1 - 1)), True))
+    _t0 = torch.maximum(torch.full_like(concentration1, 0.0), concentration1 - 1.0)
+    return torch.where((concentration0 < 1.0) & (concentration1 < 1.0), 1.0, _t0 / (_t0 + torch.maximum(torch.full_like(concentration1, 0.0), concentration0 - 1.0)))
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -289,4 +295,10 @@ class Beta(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.concentration1, self.concentration0), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.concentration1, self.concentration0), self.batch_shape
         )

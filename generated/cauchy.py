@@ -149,6 +149,11 @@ def entropy_torch(loc, scale):
     return torch.log(12.566370614359172 * scale)
 
 
+def mode_torch(loc, scale):
+    # mode = loc
+    return loc
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -199,4 +204,10 @@ class Cauchy(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.loc, self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.loc, self.scale), self.batch_shape
         )

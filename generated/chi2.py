@@ -3,7 +3,7 @@
 """Chi2 distribution: per-element formulas generated from its CDF.
 
     F(z; df) = lowergamma(df/2, z/2)/gamma(df/2)
-    support: Interval.open(0, oo)
+    support: Interval(0, oo)
     parameters: df (positive)
     sampler: z = 2*standard_gamma(df/2) (irtgen.variates primitives)
     icdf: numeric inversion of the CDF (irtgen.scalar.inversion)
@@ -167,8 +167,8 @@ def support(df):
 
 @scalar
 def in_support(z, df):
-    # inside = z > 0
-    return z > 0.0
+    # inside = z >= 0
+    return z >= 0.0
 
 
 # F^-1(u) by numeric inversion: bracketing, then safeguarded Newton on this family's formulas
@@ -203,6 +203,11 @@ def entropy_torch(df):
     return _t0 + (1.0 - _t0) * torch.digamma(_t0) + torch.lgamma(_t0) + 0.69314718055994529
 
 
+def mode_torch(df):
+    # mode = Max(0, df - 2)
+    return torch.maximum(torch.full_like(df, 0.0), df - 2.0)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -222,7 +227,7 @@ FAMILY = Family(
 class Chi2(GeneratedDistribution):
     """Chi-squared distribution with df degrees of freedom.
 
-    F(z; df) = lowergamma(df/2, z/2)/gamma(df/2) on Interval.open(0, oo).
+    F(z; df) = lowergamma(df/2, z/2)/gamma(df/2) on Interval(0, oo).
 
     Args:
         df: positive; tensor or number, broadcast with the others.
@@ -232,7 +237,7 @@ class Chi2(GeneratedDistribution):
     family = FAMILY
     arg_constraints = {"df": constraints.positive}
     has_rsample = True
-    support = constraints.positive
+    support = constraints.nonnegative
 
     def __init__(self, df, validate_args=None):
         self._init_params((df,), validate_args)
@@ -252,4 +257,10 @@ class Chi2(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.df), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.df), self.batch_shape
         )

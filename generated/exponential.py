@@ -144,6 +144,11 @@ def entropy_torch(rate):
     return 1.0 - torch.log(rate)
 
 
+def mode_torch(rate):
+    # mode = 0
+    return torch.full_like(rate, 0.0)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -193,4 +198,10 @@ class Exponential(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.rate), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.rate), self.batch_shape
         )

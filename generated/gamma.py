@@ -3,7 +3,7 @@
 """Gamma distribution: per-element formulas generated from its CDF.
 
     F(z; concentration, rate) = lowergamma(concentration, rate*z)/gamma(concentration)
-    support: Interval.open(0, oo)
+    support: Interval(0, oo)
     parameters: concentration (positive), rate (positive)
     sampler: z = standard_gamma(concentration)/rate (irtgen.variates primitives)
     icdf: numeric inversion of the CDF (irtgen.scalar.inversion)
@@ -171,8 +171,8 @@ def support(concentration, rate):
 
 @scalar
 def in_support(z, concentration, rate):
-    # inside = z > 0
-    return z > 0.0
+    # inside = z >= 0
+    return z >= 0.0
 
 
 # F^-1(u) by numeric inversion: bracketing, then safeguarded Newton on this family's formulas
@@ -206,6 +206,11 @@ def entropy_torch(concentration, rate):
     return concentration + (1.0 - concentration) * torch.digamma(concentration) - torch.log(rate) + torch.lgamma(concentration)
 
 
+def mode_torch(concentration, rate):
+    # mode = Max(0, (concentration - 1)/rate)
+    return torch.maximum(torch.full_like(concentration, 0.0), (concentration - 1.0) / rate)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -225,7 +230,7 @@ FAMILY = Family(
 class Gamma(GeneratedDistribution):
     """Gamma distribution with shape concentration and inverse scale rate.
 
-    F(z; concentration, rate) = lowergamma(concentration, rate*z)/gamma(concentration) on Interval.open(0, oo).
+    F(z; concentration, rate) = lowergamma(concentration, rate*z)/gamma(concentration) on Interval(0, oo).
 
     Args:
         concentration: positive; tensor or number, broadcast with the others.
@@ -236,7 +241,7 @@ class Gamma(GeneratedDistribution):
     family = FAMILY
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     has_rsample = True
-    support = constraints.positive
+    support = constraints.nonnegative
 
     def __init__(self, concentration, rate, validate_args=None):
         self._init_params((concentration, rate,), validate_args)
@@ -256,4 +261,10 @@ class Gamma(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.concentration, self.rate), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.concentration, self.rate), self.batch_shape
         )

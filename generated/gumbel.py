@@ -154,6 +154,11 @@ def entropy_torch(loc, scale):
     return torch.log(scale) + 1.5772156649015328
 
 
+def mode_torch(loc, scale):
+    # mode = loc
+    return loc
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -204,4 +209,10 @@ class Gumbel(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.loc, self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.loc, self.scale), self.batch_shape
         )

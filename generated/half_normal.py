@@ -146,6 +146,11 @@ def entropy_torch(scale):
     return torch.log(scale) + 0.72579135264472738
 
 
+def mode_torch(scale):
+    # mode = 0
+    return torch.full_like(scale, 0.0)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -195,4 +200,10 @@ class HalfNormal(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.scale), self.batch_shape
         )

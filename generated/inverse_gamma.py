@@ -210,6 +210,11 @@ def entropy_torch(concentration, rate):
     return concentration - (concentration + 1.0) * torch.digamma(concentration) + torch.log(rate) + torch.lgamma(concentration)
 
 
+def mode_torch(concentration, rate):
+    # mode = rate/(concentration + 1)
+    return rate / (concentration + 1.0)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -260,4 +265,10 @@ class InverseGamma(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.concentration, self.rate), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.concentration, self.rate), self.batch_shape
         )

@@ -17,6 +17,8 @@ irtgen.compilers; importing this module compiles nothing and needs torch alone.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.distributions import constraints
 
@@ -164,6 +166,11 @@ def entropy_torch(concentration1, concentration0):
     return (1.0 - 1.0 / concentration1) * (torch.digamma(concentration0 + 1.0) + 0.57721566490153287) - torch.log(concentration0 * concentration1) - 1.0 / concentration0 + 1.0
 
 
+def mode_torch(concentration1, concentration0):
+    # mode = Piecewise((nan, (concentration0 < 1) | (concentration1 < 1)), (((concentration1 - 1)/(concentration0*concentration1 - 1))**(1/concentration1), True))
+    return torch.where((concentration0 < 1.0) | (concentration1 < 1.0), math.nan, torch.pow((concentration1 - 1.0) / (concentration0 * concentration1 - 1.0), 1.0 / concentration1))
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -214,4 +221,10 @@ class Kumaraswamy(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.concentration1, self.concentration0), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.concentration1, self.concentration0), self.batch_shape
         )

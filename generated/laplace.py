@@ -166,6 +166,11 @@ def entropy_torch(loc, scale):
     return torch.log(2.0 * scale) + 1.0
 
 
+def mode_torch(loc, scale):
+    # mode = loc
+    return loc
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -216,4 +221,10 @@ class Laplace(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.loc, self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.loc, self.scale), self.batch_shape
         )

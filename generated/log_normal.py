@@ -155,6 +155,11 @@ def entropy_torch(loc, scale):
     return loc + torch.log(scale) + 1.4189385332046727
 
 
+def mode_torch(loc, scale):
+    # mode = exp(loc - scale**2)
+    return torch.exp(loc - scale**2)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -205,4 +210,10 @@ class LogNormal(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.loc, self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.loc, self.scale), self.batch_shape
         )

@@ -156,6 +156,11 @@ def entropy_torch(loc, scale):
     return torch.log(scale) + 2.0
 
 
+def mode_torch(loc, scale):
+    # mode = loc
+    return loc
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -206,4 +211,10 @@ class Logistic(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.loc, self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.loc, self.scale), self.batch_shape
         )

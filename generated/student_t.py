@@ -224,6 +224,11 @@ def entropy_torch(df, loc, scale):
     return 0.5 * (df + 1.0) * (torch.digamma(_t0 + 0.5) - torch.digamma(_t0)) + 0.5 * torch.log(df) + torch.log(scale) + (torch.lgamma(_t0) + torch.lgamma(torch.full_like(df, 0.5)) - torch.lgamma(_t0 + torch.full_like(df, 0.5)))
 
 
+def mode_torch(df, loc, scale):
+    # mode = loc
+    return loc
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -275,4 +280,10 @@ class StudentT(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.df, self.loc, self.scale), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.df, self.loc, self.scale), self.batch_shape
         )

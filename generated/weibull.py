@@ -173,6 +173,12 @@ def entropy_torch(scale, concentration):
     return torch.log(scale / concentration) - 0.57721566490153287 / concentration + 1.5772156649015328
 
 
+def mode_torch(scale, concentration):
+    # mode = Piecewise((scale*((concentration - 1)/concentration)**(1/concentration), concentration > 1), (0, True))
+    _t0 = 1.0 / concentration
+    return torch.where(concentration > 1.0, scale * torch.pow(_t0 * (concentration - 1.0), _t0), 0.0)
+
+
 # =============================================================================================
 # The distribution
 # =============================================================================================
@@ -223,4 +229,10 @@ class Weibull(GeneratedDistribution):
     def entropy(self):  # a method, as in torch.distributions
         return torch.broadcast_to(
             entropy_torch(self.scale, self.concentration), self.batch_shape
+        )
+
+    @property
+    def mode(self):
+        return torch.broadcast_to(
+            mode_torch(self.scale, self.concentration), self.batch_shape
         )

@@ -316,10 +316,14 @@ def derive(spec: Distribution) -> Derivation:
         icdf = stabilize(simplify(lower(spec.icdf.expr.xreplace({**to_new, u_old: u}))))
 
     extras = {}
-    for key in ("mean", "variance", "entropy"):
+    for key in ("mean", "variance", "entropy", "mode"):
         expr = getattr(spec, key)
         if expr is not None:
             extras[key] = stabilize(simplify(lower(sp.sympify(expr).xreplace(to_new))))
+    if "mode" not in extras:
+        mode = _mode_from_density(final(cols["dlogdz"]), z, lo, hi)
+        if mode is not None:
+            extras["mode"] = mode
 
     result = Derivation(
         spec=spec,
@@ -366,3 +370,30 @@ def _check_derived(d: Derivation) -> None:
                 f"{d.name}: cannot derive {what}: SymPy left {sorted(map(str, bad))[0]} "
                 "unevaluated (a function without a known derivative)"
             )
+
+
+def _mode_from_density(dlogdz: sp.Expr, z: sp.Symbol, lo, hi) -> sp.Expr | None:
+    """The mode from d log q/dz = N/D = 0 where N = c1 z + c0 is linear in z: its one root,
+    where q has a maximum if c1/D < 0 on the whole support (as SymPy proves from the
+    parameters' assumptions), clamped to the support's ends (a root beyond an end means the
+    density is monotone on the support, as Gamma's with concentration < 1). None where that does
+    not settle it: the spec can give ``mode=``."""
+    if dlogdz.has(sp.Piecewise):
+        return None
+    num, den = sp.fraction(sp.together(dlogdz))
+    try:
+        poly = sp.Poly(num, z)
+    except sp.PolynomialError:
+        return None
+    if poly.degree() != 1:
+        return None
+    c1, c0 = poly.all_coeffs()
+    # q increases below the root and decreases above it where c1/D < 0 on the whole support
+    if den.has(z):
+        if not (lo == 0 and hi == sp.oo):
+            return None
+        den = den.subs(z, sp.Symbol(z.name, positive=True))  # D's sign for z in (0, oo)
+    sign = sp.simplify(c1 / den)
+    if sign.is_negative is not True:
+        return None
+    return sp.Min(sp.Max(sp.simplify(-c0 / c1), lo), hi)

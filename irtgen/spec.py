@@ -66,6 +66,9 @@ class Distribution:
         defaults: optional ``{symbol: number}`` default values for trailing parameters (as
             torch's ``StudentT(df, loc=0.0, scale=1.0)``).
         mean, variance, entropy: optional closed forms in the parameters, exposed as properties.
+        mode: optional closed form of the mode (the maximum of the density) in the parameters;
+            without it the build solves d log q/dz = 0 where that is a polynomial equation of
+            degree at most 2 in the variable (the root clamped to the support).
         doc: optional one-paragraph description for the generated class docstring.
     """
 
@@ -80,6 +83,7 @@ class Distribution:
     mean: sp.Expr | None = None
     variance: sp.Expr | None = None
     entropy: sp.Expr | None = None
+    mode: sp.Expr | None = None
     doc: str | None = None
     constraints: dict = field(init=False, repr=False)
     source_file: str | None = field(default=None, init=False, repr=False)
@@ -212,7 +216,7 @@ class Distribution:
         if self.defaults is not None:
             self._check_defaults()
 
-        for what in ("mean", "variance", "entropy"):
+        for what in ("mean", "variance", "entropy", "mode"):
             expr = getattr(self, what)
             if expr is not None:
                 expr = self._check_sympy(what, expr)

@@ -119,7 +119,7 @@ def test_show_gamma_prints_derived_formulas(capsys):
     rc, out, err = run_main(capsys, "show", GAMMA)
     assert rc == 0, err
     assert out.startswith("Gamma")
-    assert block(out, "support") == ["    z ∈ (0, ∞)"]
+    assert block(out, "support") == ["    z ∈ [0, ∞)"]  # closed at 0, as torch declares it
     assert block(out, "parameters") == [
         "    concentration  positive  (0, ∞)",
         "    rate           positive  (0, ∞)",
@@ -254,7 +254,7 @@ def assert_png(path: Path, min_kb: int = 20) -> None:
 
 
 def test_plot_gamma_writes_png(capsys, tmp_path):
-    out = tmp_path / "figs" / "gamma.png"
+    out = tmp_path / "gamma.png"
     rc, stdout, err = run_main(
         capsys, "plot", GAMMA, "--param", "concentration=2", "--param", "rate=3", "-o", out
     )
@@ -391,3 +391,27 @@ def test_plot_without_matplotlib(capsys, monkeypatch, tmp_path):
         """
     )
     assert not out.exists()
+
+
+def test_plot_into_a_missing_folder_fails_and_creates_nothing(capsys, tmp_path):
+    out = tmp_path / "nonexistent" / "dir" / "gamma.png"
+    rc, _, err = run_main(
+        capsys, "plot", GAMMA, "--param", "concentration=2", "--param", "rate=3", "-o", out
+    )
+    assert rc == 2
+    assert f"no folder {out.parent}" in err and "Traceback" not in err
+    assert not (tmp_path / "nonexistent").exists()
+
+
+NOT_MONOTONE = REPO / "tests" / "specs" / "bad" / "not_monotone.py"
+
+
+def test_show_reports_what_build_refuses(capsys):
+    """A CDF that is not monotone: show prints the formulas, then the error that build gives,
+    and exits 2 as build does."""
+    rc_build, _, err_build = run_main(capsys, "build", NOT_MONOTONE, "--check")
+    rc, out, err = run_main(capsys, "show", NOT_MONOTONE)
+    assert rc == rc_build == 2
+    assert "CDF" in out
+    build_message = err_build.strip().splitlines()[-1].removeprefix("irtgen: error: ")
+    assert build_message in err and "irtgen build refuses this spec" in err

@@ -38,8 +38,8 @@ BUILTINS = {
         Gamma,
         (2.0, 1.5),
         [(0, 0.0), (0, -1.0), (1, -2.0), (0, NAN), (1, NAN)],
-        [1e-6, 0.5, 40.0],
-        [-1.0, 0.0, NAN],  # the support is (0, oo): 0 is outside
+        [0.0, 1e-6, 0.5, 40.0],  # [0, oo), as torch declares it: 0 is inside
+        [-1.0, -1e-300, NAN],
     ),
     "Beta": (
         Beta,

@@ -16,6 +16,7 @@ Cauchy = irtgen.Distribution(
     cdf=sp.Rational(1, 2) + sp.atan((z - loc) / scale) / sp.pi,
     icdf=sp.Lambda(u, loc + scale * sp.tan(sp.pi * (u - sp.Rational(1, 2)))),
     mean=sp.nan,
+    mode=loc,
     variance=sp.oo,
     entropy=sp.log(4 * sp.pi * scale),
     doc="Cauchy (Lorentz) distribution with location loc and scale scale; no mean or variance.",

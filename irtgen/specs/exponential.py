@@ -15,6 +15,7 @@ Exponential = irtgen.Distribution(
     cdf=1 - sp.exp(-rate * z),
     icdf=sp.Lambda(u, -sp.log(1 - u) / rate),
     mean=1 / rate,
+    mode=sp.S.Zero,
     variance=1 / rate**2,
     entropy=1 - sp.log(rate),
     doc="Exponential distribution with rate rate.",

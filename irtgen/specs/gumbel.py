@@ -16,6 +16,7 @@ Gumbel = irtgen.Distribution(
     cdf=sp.exp(-sp.exp(-(z - loc) / scale)),
     icdf=sp.Lambda(u, loc - scale * sp.log(-sp.log(u))),
     mean=loc + scale * sp.EulerGamma,
+    mode=loc,
     variance=sp.pi**2 * scale**2 / 6,
     entropy=sp.log(scale) + sp.EulerGamma + 1,
     doc="Gumbel (type-I extreme value) distribution with location loc and scale scale.",

@@ -22,6 +22,7 @@ Laplace = irtgen.Distribution(
         ),
     ),
     mean=loc,
+    mode=loc,
     variance=2 * scale**2,
     entropy=1 + sp.log(2 * scale),
     doc="Laplace (double exponential) distribution with location loc and scale scale.",

@@ -16,6 +16,7 @@ LogNormal = irtgen.Distribution(
     cdf=(1 + sp.erf((sp.log(z) - loc) / (scale * sp.sqrt(2)))) / 2,
     icdf=sp.Lambda(u, sp.exp(loc + scale * sp.sqrt(2) * sp.erfinv(2 * u - 1))),
     mean=sp.exp(loc + scale**2 / 2),
+    mode=sp.exp(loc - scale**2),
     variance=(sp.exp(scale**2) - 1) * sp.exp(2 * loc + scale**2),
     entropy=loc + sp.log(scale) + sp.log(2 * sp.pi * sp.E) / 2,
     doc="Log-normal distribution: the exponential of a Normal(loc, scale) variable.",

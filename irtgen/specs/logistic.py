@@ -16,6 +16,7 @@ Logistic = irtgen.Distribution(
     cdf=1 / (1 + sp.exp(-(z - loc) / scale)),
     icdf=sp.Lambda(u, loc + scale * (sp.log(u) - sp.log(1 - u))),
     mean=loc,
+    mode=loc,
     variance=scale**2 * sp.pi**2 / 3,
     entropy=sp.log(scale) + 2,
     doc="Logistic distribution with location loc and scale scale.",

@@ -20,6 +20,7 @@ StudentT = irtgen.Distribution(
     sampler=loc + scale * student_t_variate(df),
     defaults={loc: 0.0, scale: 1.0},
     mean=sp.Piecewise((loc, df > 1), (sp.nan, True)),
+    mode=loc,
     variance=sp.Piecewise((scale**2 * df / (df - 2), df > 2), (sp.oo, df > 1), (sp.nan, True)),
     entropy=(df + 1) / 2 * (sp.polygamma(0, (df + 1) / 2) - sp.polygamma(0, df / 2))
     + sp.log(df) / 2

@@ -15,6 +15,12 @@ Weibull = irtgen.Distribution(
     cdf=1 - sp.exp(-((z / scale) ** concentration)),
     icdf=sp.Lambda(u, scale * (-sp.log(1 - u)) ** (1 / concentration)),
     mean=scale * sp.gamma(1 + 1 / concentration),
+    # 0 for concentration <= 1, where the density decreases from z = 0 (torch 2.13's formula
+    # gives scale * (-1)^2 = scale at concentration 1/2)
+    mode=sp.Piecewise(
+        (scale * ((concentration - 1) / concentration) ** (1 / concentration), concentration > 1),
+        (0, True),
+    ),
     variance=scale**2 * (sp.gamma(1 + 2 / concentration) - sp.gamma(1 + 1 / concentration) ** 2),
     entropy=sp.EulerGamma * (1 - 1 / concentration) + sp.log(scale / concentration) + 1,
     doc="Weibull distribution with scale scale and shape concentration.",
