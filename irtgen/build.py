@@ -131,6 +131,8 @@ def build_spec(
 ) -> list[FamilyResult]:
     """Build every distribution of a spec file into ``out_dir`` (or compare, with check)."""
     spec_path, out_dir = Path(spec_path), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BuildError(f"-o {out_dir}: a file of that name exists; -o takes a folder")
     label = spec_label or _label(spec_path)
     cmd = command or f"irtgen build {label} -o {_label(out_dir)}"
     results = []

@@ -135,12 +135,15 @@ def _show(args) -> int:
     from irtgen.build import BuildError
     from irtgen.show import show_spec
 
+    problems: list[str] = []
     try:
-        text = show_spec(args.spec, name=args.name, latex=args.latex)
+        text = show_spec(args.spec, name=args.name, latex=args.latex, problems=problems)
     except BuildError as err:
         return _error(err, args.debug)
     sys.stdout.write(text)
-    return EXIT_OK
+    for problem in problems:  # what irtgen build would refuse the spec for
+        print(f"irtgen: error: {problem} (irtgen build refuses this spec)", file=sys.stderr)
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def _plot(args) -> int:

@@ -324,12 +324,12 @@ def plot_spec(
     Errors: PlotError (parameters, matplotlib) and irtgen.BuildError (the spec)."""
     dist = _pick(load_spec_file(path), name, path)
     values = parse_params(dist, params)  # before the build: a typo fails fast
+    out = Path(output) if output is not None else Path(f"{dist.snake_name}.png")
+    if not out.parent.is_dir():  # as any tool that writes a file: no folder is created
+        raise PlotError(f"cannot write {out}: no folder {out.parent}")
     _matplotlib()
     cls = getattr(load(path), dist.name)
     fig = make_figure(cls.family.module, cls, dist, values, samples=samples, label=str(path))
-    out = Path(output) if output is not None else Path(f"{dist.snake_name}.png")
-    if out.parent != Path(""):
-        out.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(out, dpi=110)
     except (OSError, ValueError) as err:

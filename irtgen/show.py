@@ -367,11 +367,28 @@ def derive_or_fail(dist: Distribution, label) -> Derivation:
 
 
 def show_spec(
-    path: str | os.PathLike, name: str | None = None, latex: bool = False, width: int | None = None
+    path: str | os.PathLike,
+    name: str | None = None,
+    latex: bool = False,
+    width: int | None = None,
+    problems: list[str] | None = None,
 ) -> str:
     """``describe`` for every distribution of a spec file (or only ``name``), separated by a
-    blank line. Errors are ``irtgen.BuildError``, as for ``irtgen build``."""
+    blank line. Errors are ``irtgen.BuildError``, as for ``irtgen build``. The numeric checks
+    that ``irtgen build`` runs (a CDF that is not monotone, wrong limits at the ends, ...) do
+    not stop the description: their messages are appended to ``problems``."""
     from irtgen.build import load_spec_file
+    from irtgen.diagnostics import check
+    from irtgen.spec import SpecError
 
-    dists = select(load_spec_file(path), name, path)
-    return "\n".join(describe(derive_or_fail(d, path), latex=latex, width=width) for d in dists)
+    texts = []
+    for d in select(load_spec_file(path), name, path):
+        derivation = derive_or_fail(d, path)
+        texts.append(describe(derivation, latex=latex, width=width))
+        try:
+            check(derivation)
+        except SpecError as err:
+            if problems is not None:
+                msg = str(err)
+                problems.append(f"{path}: {msg if msg.startswith(d.name) else f'{d.name}: {msg}'}")
+    return "\n".join(texts)

@@ -372,3 +372,14 @@ def test_nan_arguments_do_not_reach_mpmath():
     assert mpmath.isnan(betainc(mpmath.mpf(0.5), mpmath.mpf(0.5), mpmath.mpf(0), mpmath.nan))
     assert time.monotonic() - start < 1
     assert betainc(mpmath.mpf(1), mpmath.mpf(1), mpmath.mpf(0.25), mpmath.mpf(0.75)) == 0.25
+
+
+def test_build_into_a_file_is_an_error_not_a_traceback(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    code, _, err = run_cli(
+        capsys, "build", Path(__file__).parent / "specs" / "gompertz.py", "-o", target
+    )
+    assert code == 2
+    assert "a file of that name exists" in err and "Traceback" not in err
+    assert target.read_text() == "not a folder"
