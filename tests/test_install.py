@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -127,10 +129,16 @@ def test_non_editable_install_in_fresh_venv(tmp_path):
         assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
         return result
 
-    # --without-pip: the venv uses the system's pip and setuptools (through
-    # --system-site-packages) instead of ensurepip's older bundled copies.
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path)
+    # The fresh venv sees the packages of the environment running the tests (torch, numba,
+    # pip, setuptools), after its own: through a .pth file rather than --system-site-packages,
+    # which would show the base interpreter's packages when the tests run in a venv themselves
+    # (a user's venv: there the base has neither torch nor a setuptools that builds wheels).
+    run([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path)
     python = venv / "bin" / "python"
+    own = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path)
+    parent = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    parent += [p for p in site.getsitepackages() if p not in parent]
+    Path(own.stdout.strip(), "_tests_parent_env.pth").write_text("\n".join(parent) + "\n")
     run(
         [
             python,
