@@ -22,6 +22,7 @@ import torch
 from torch.distributions import constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
+from irtgen.generated.gamma import Gamma
 from irtgen.runtime.family import Family
 from irtgen.scalar import gamma as ga
 from irtgen.scalar import inversion
@@ -224,7 +225,17 @@ FAMILY = Family(
 )
 
 
-class Chi2(GeneratedDistribution):
+def parent_concentration_torch(df):
+    # concentration = df/2
+    return 0.5 * df
+
+
+def parent_rate_torch(df):
+    # rate = 1/2
+    return torch.full_like(df, 0.5)
+
+
+class Chi2(Gamma):
     """Chi-squared distribution with df degrees of freedom.
 
     F(z; df) = lowergamma(df/2, z/2)/gamma(df/2) on Interval(0, oo).
@@ -241,6 +252,18 @@ class Chi2(GeneratedDistribution):
 
     def __init__(self, df, validate_args=None):
         self._init_params((df,), validate_args)
+
+    @property
+    def concentration(self):  # as a Gamma
+        return torch.broadcast_to(
+            parent_concentration_torch(self.df), self.batch_shape
+        )
+
+    @property
+    def rate(self):  # as a Gamma
+        return torch.broadcast_to(
+            parent_rate_torch(self.df), self.batch_shape
+        )
 
     @property
     def mean(self):

@@ -53,7 +53,8 @@ class Derivation:
     dlog_pdf: list[sp.Expr]
     implicit: list[sp.Expr]
     icdf: sp.Expr | None = None
-    extras: dict[str, sp.Expr] = field(default_factory=dict)  # mean, variance, entropy
+    extras: dict[str, sp.Expr] = field(default_factory=dict)  # mean, variance, entropy, mode
+    parent: tuple[str, dict[str, sp.Expr]] | None = None  # spec.parent, in the new symbols
 
     @property
     def name(self) -> str:
@@ -320,6 +321,16 @@ def derive(spec: Distribution) -> Derivation:
         expr = getattr(spec, key)
         if expr is not None:
             extras[key] = stabilize(simplify(lower(sp.sympify(expr).xreplace(to_new))))
+    parent = None
+    if spec.parent is not None:
+        name, mapping = spec.parent
+        parent = (
+            name,
+            {
+                k: stabilize(simplify(lower(sp.sympify(e).xreplace(to_new))))
+                for k, e in mapping.items()
+            },
+        )
     if "mode" not in extras:
         mode = _mode_from_density(final(cols["dlogdz"]), z, lo, hi)
         if mode is not None:
@@ -343,6 +354,7 @@ def derive(spec: Distribution) -> Derivation:
         implicit=[final(v) for v in per_param["imp"]],
         icdf=icdf,
         extras=extras,
+        parent=parent,
     )
     _check_derived(result)
     return result

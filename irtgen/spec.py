@@ -66,6 +66,10 @@ class Distribution:
         defaults: optional ``{symbol: number}`` default values for trailing parameters (as
             torch's ``StudentT(df, loc=0.0, scale=1.0)``).
         mean, variance, entropy: optional closed forms in the parameters, exposed as properties.
+        parent: optional ``(name, {parameter name: expression})``: the generated class subclasses
+            the built-in ``name`` (irtgen.distributions) and has that class's parameters as
+            properties, e.g. Chi2 as ``("Gamma", {"concentration": df / 2, "rate": 1 / 2})``,
+            as torch's Chi2 is a Gamma; ``isinstance`` checks against the parent then hold.
         mode: optional closed form of the mode (the maximum of the density) in the parameters;
             without it the build solves d log q/dz = 0 where that is a polynomial equation of
             degree at most 2 in the variable (the root clamped to the support).
@@ -84,6 +88,7 @@ class Distribution:
     variance: sp.Expr | None = None
     entropy: sp.Expr | None = None
     mode: sp.Expr | None = None
+    parent: tuple | None = None
     doc: str | None = None
     constraints: dict = field(init=False, repr=False)
     source_file: str | None = field(default=None, init=False, repr=False)
@@ -216,12 +221,34 @@ class Distribution:
         if self.defaults is not None:
             self._check_defaults()
 
+        if self.parent is not None:
+            self._check_parent(params)
+
         for what in ("mean", "variance", "entropy", "mode"):
             expr = getattr(self, what)
             if expr is not None:
                 expr = self._check_sympy(what, expr)
                 self._check_free(what, expr, params)
                 setattr(self, what, expr)
+
+    def _check_parent(self, params) -> None:
+        ok = (
+            isinstance(self.parent, tuple)
+            and len(self.parent) == 2
+            and isinstance(self.parent[0], str)
+            and isinstance(self.parent[1], dict)
+        )
+        if not ok:
+            raise self._fail(
+                "parent must be (name of a built-in, {its parameter name: expression})"
+            )
+        name, mapping = self.parent
+        exprs = {}
+        for pname, expr in mapping.items():
+            expr = self._check_sympy(f"parent parameter {pname}", sp.sympify(expr))
+            self._check_free(f"parent parameter {pname}", expr, params)
+            exprs[str(pname)] = expr
+        self.parent = (name, exprs)
 
     def _check_defaults(self) -> None:
         if not isinstance(self.defaults, dict):

@@ -244,3 +244,34 @@ def test_every_property_compiles_in_one_fullgraph():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "compiled in" in out.stdout
+
+
+def test_chi2_is_a_gamma_as_in_torch():
+    df = torch.tensor([1.0, 3.0, 7.5], dtype=F64)
+    ours, theirs = D.Chi2(df), torch.distributions.Chi2(df)
+    assert isinstance(ours, D.Gamma)  # code that tests isinstance(d, Gamma) takes a Chi2
+    torch.testing.assert_close(ours.concentration, theirs.concentration, rtol=0, atol=0)
+    torch.testing.assert_close(ours.rate, theirs.rate, rtol=0, atol=0)
+    torch.testing.assert_close(ours.df, df, rtol=0, atol=0)
+    # Chi2's own formulas, not Gamma's with the wrong parameters
+    x = torch.tensor([0.5, 2.0, 9.0], dtype=F64)
+    torch.testing.assert_close(ours.log_prob(x), theirs.log_prob(x), rtol=1e-12, atol=0)
+    torch.testing.assert_close(ours.entropy(), theirs.entropy(), rtol=1e-12, atol=0)
+
+
+def test_a_bad_parent_is_a_spec_error():
+    import sympy as sp
+
+    import irtgen
+
+    z = sp.Symbol("z", real=True)
+    rate = sp.Symbol("rate", positive=True)
+    with pytest.raises(irtgen.SpecError, match="parent must be"):
+        irtgen.Distribution(
+            name="Expo",
+            variable=z,
+            params={rate: "positive"},
+            support=sp.Interval(0, sp.oo),
+            cdf=1 - sp.exp(-rate * z),
+            parent="Gamma",
+        )

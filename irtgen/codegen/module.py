@@ -397,6 +397,23 @@ def _extras(d: Derivation) -> list[dict]:
     return extras
 
 
+def _parent(d: Derivation) -> dict | None:
+    """The built-in class a family subclasses (spec.parent): its module and, per parameter of
+    the parent, a torch function of the family's own parameters."""
+    if d.parent is None:
+        return None
+    from irtgen.spec import snake_case
+
+    name, mapping = d.parent
+    params = []
+    for pname, expr in mapping.items():
+        f = formula_function(
+            f"parent_{pname}_torch", d.param_names, [(pname, expr)], "torch", d.param_names[0]
+        )
+        params.append({"name": pname, "fn": f})
+    return {"name": name, "module": f"irtgen.generated.{snake_case(name)}", "params": params}
+
+
 def template_environment() -> jinja2.Environment:
     path = resources.files("irtgen.templates")
     return jinja2.Environment(
@@ -446,6 +463,7 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
         "cdf_text": sp.sstr(spec.cdf),
         "icdf_text": sp.sstr(spec.icdf.expr) if spec.icdf is not None else None,
         "extras": _extras(d),
+        "parent": _parent(d),
     }
     env = template_environment()
     context["imports"], context["import_math"] = [], False

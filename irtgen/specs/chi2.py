@@ -18,5 +18,6 @@ Chi2 = irtgen.Distribution(
     mean=df,
     variance=2 * df,
     entropy=df / 2 + sp.log(2) + sp.loggamma(df / 2) + (1 - df / 2) * sp.polygamma(0, df / 2),
+    parent=("Gamma", {"concentration": df / 2, "rate": sp.Rational(1, 2)}),  # as torch's Chi2
     doc="Chi-squared distribution with df degrees of freedom.",
 )
