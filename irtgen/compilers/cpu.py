@@ -183,6 +183,18 @@ def sample(out, P, seed, t0, t1):
             j = j + 1 if j + 1 < NB else 0
 
 
+def _chunk(gvalue, x, g, c, rows_per_chunk, NB):
+    """The elements of row chunk c: slices of x, g and gvalue (gvalue is empty where the
+    kernel does not write it; its slice is then empty too). A chunk starts at a multiple of
+    rows_per_chunk * NB elements."""
+    i0 = c * rows_per_chunk * NB
+    i1 = min(x.size // NB, (c + 1) * rows_per_chunk) * NB
+    return x[i0:i1], g[i0:i1], gvalue[i0:i1]
+
+
+_chunk = bind.njit(_chunk)
+
+
 def backward(gvalue, partials, x, g, P, rows_per_chunk, c0, c1):
     """Fused backward over the row chunks c0 <= c < c1: r = FN(x, θ, terms) = (d/dx, d/dθ_1,
     ..., d/dθ_NG); gvalue[i] = g r_0 and partials[c, k, j] = Σ over the rows of chunk c of
@@ -192,18 +204,13 @@ def backward(gvalue, partials, x, g, P, rows_per_chunk, c0, c1):
     four independent chains of additions rather than one, in an order fixed by the shape
     alone."""
     NB = P.shape[0]
-    M = x.size // NB
     p0 = _row(P, 0, NP)
     pin0 = _row(P, 0, NG)
     for c in range(c0, c1):
-        i0 = c * rows_per_chunk * NB
-        i1 = min(M, (c + 1) * rows_per_chunk) * NB
-        xs = x[i0:i1]
-        gs = g[i0:i1]
-        gv = gvalue[i0:i1] if NEED_VALUE else gvalue
+        xs, gs, gv = _chunk(gvalue, x, g, c, rows_per_chunk, NB)
         acc = np.zeros((NG, 4))
         j = 0
-        for k in range(i1 - i0):
+        for k in range(xs.size):
             if NB == 1:
                 p = p0
                 pin = pin0
@@ -234,18 +241,13 @@ def backward_light(gvalue, partials, x, g, P, rows_per_chunk, c0, c1):
     order, with the loop of a broadcast row (NB = 1) written apart so that LLVM keeps it tight.
     FN is called at two places, which a large formula would make twice as slow to compile."""
     NB = P.shape[0]
-    M = x.size // NB
     for c in range(c0, c1):
-        i0 = c * rows_per_chunk * NB
-        i1 = min(M, (c + 1) * rows_per_chunk) * NB
-        xs = x[i0:i1]
-        gs = g[i0:i1]
-        gv = gvalue[i0:i1] if NEED_VALUE else gvalue
+        xs, gs, gv = _chunk(gvalue, x, g, c, rows_per_chunk, NB)
         if NB == 1:
             p = _row(P, 0, NP)
             pin = _row(P, 0, NG)
             acc = np.zeros((NG, 4))
-            for k in range(i1 - i0):
+            for k in range(xs.size):
                 gi = np.float64(gs[k])
                 xi = np.float64(xs[k])
                 if gi == 0.0 or not INSIDE(xi, *pin):
@@ -261,7 +263,7 @@ def backward_light(gvalue, partials, x, g, P, rows_per_chunk, c0, c1):
             for q in range(NG):
                 partials[c, q, 0] = (acc[q, 0] + acc[q, 1]) + (acc[q, 2] + acc[q, 3])
         else:
-            for m in range((i1 - i0) // NB):
+            for m in range(xs.size // NB):
                 for j in range(NB):
                     k = m * NB + j
                     gi = np.float64(gs[k])
