@@ -5,7 +5,8 @@ an on-disk cache; for Triton, ``tl`` becomes ``triton.language`` and the functio
 ``triton.jit``-ed. In both, every global that is a scalar function becomes its compiled form,
 every global module that holds scalar functions becomes a module of compiled forms, and (for
 Triton) every module-level int becomes a ``tl.constexpr``. Nothing is copied or rewritten: one
-source, two compilations.
+source, two compilations. A third binding, ``torch_function``, runs a straight-line formula on
+whole tensors through torch's operators (irtgen.compilers.torch_tl), for second derivatives.
 
 The numba cache lives in ``$IRTGEN_CACHE_DIR/numba/<hash>`` (default ``~/.cache/irtgen``), where
 the hash covers irtgen's scalar sources and compilers: numba tracks the stamp of a function's own
@@ -244,3 +245,78 @@ def _install_locator() -> None:
 def loaded_modules() -> list[str]:
     """Names of the heavy modules imported so far (for the import-lightness tests)."""
     return [m for m in ("numba", "triton", "sympy") if m in sys.modules]
+
+
+# -- torch: straight-line formulas on tensors, for second derivatives -------------------------
+
+
+def _straight_line(fn) -> bool:
+    """Whether ``fn``'s body has no branch or loop (statements or conditional expressions)."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError):
+        return False
+    return not any(isinstance(n, ast.If | ast.While | ast.For | ast.IfExp) for n in ast.walk(tree))
+
+
+def torch_function(sf: ScalarFunction):
+    """``sf`` with ``tl`` bound to irtgen.compilers.torch_tl: elementwise on tensors, through
+    torch's differentiable operators (a function of irtgen.scalar.elementary becomes its torch
+    form, torch_tl.TORCH_FORMS). Where ``sf`` or a scalar function that it calls branches or
+    loops, calling the result raises torch_tl.SecondOrderUnavailable, naming that function."""
+    from irtgen.compilers import torch_tl
+
+    key = ("torch", id(sf.fn), sf.tag)
+    with _LOCK:
+        out = _COMPILED.get(key)
+        if out is not None:
+            return out
+        fn = sf.fn
+        form = torch_tl.TORCH_FORMS.get(f"{fn.__module__}.{fn.__qualname__}")
+        if form is not None:
+            out = form
+        elif _straight_line(fn):
+            g = dict(fn.__globals__)
+            g["tl"] = torch_tl
+            g.update(sf.bindings)
+            for name in _names(fn.__code__):
+                value = g.get(name)
+                if isinstance(value, ScalarFunction):
+                    g[name] = torch_function(value)
+                elif isinstance(value, types.ModuleType) and is_scalar_module(value):
+                    g[name] = _torch_proxy(value)
+            out = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
+        else:
+            name = f"{fn.__module__}.{fn.__qualname__}"
+
+            def out(*args, _name=name):
+                raise torch_tl.SecondOrderUnavailable(
+                    f"{_name} chooses a regime per element (a branch or a loop), so autograd "
+                    "cannot differentiate it once more"
+                )
+
+        _COMPILED[key] = out
+        return out
+
+
+def _torch_proxy(module: types.ModuleType) -> types.SimpleNamespace:
+    """A module of scalar functions as seen by torch_function: each function bound on first
+    use (binding one that branches costs nothing until it is called)."""
+    key = ("torch", module.__name__)
+    proxy = _PROXIES.get(key)
+    if proxy is None:
+
+        class _Lazy(types.SimpleNamespace):
+            def __getattr__(self, name):
+                value = getattr(module, name)
+                if isinstance(value, ScalarFunction):
+                    value = torch_function(value)
+                setattr(self, name, value)
+                return value
+
+        proxy = _PROXIES[key] = _Lazy()
+    return proxy
