@@ -76,7 +76,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.distributions import Dirichlet as _TorchDirichlet
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
@@ -84,7 +83,7 @@ from torch.library import custom_op
 
 from irtgen.generated import beta as _beta
 from irtgen.generated import gamma as _gamma
-from irtgen.runtime import launch, library, ops, rng
+from irtgen.runtime import autograd, launch, library, ops, rng
 from irtgen.runtime.backend import select_backend
 from irtgen.scalar import random as rnd
 from irtgen.scalar import scalar
@@ -364,35 +363,102 @@ def _backward_reparameterize(ctx, grad):
 _reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
 
 
+class _Backward(torch.autograd.Function):
+    """_backward as a function: the kernels see unwrapped tensors under torch.func's
+    transforms; first order (its own backward is an error that says so)."""
+
+    @staticmethod
+    def forward(source, point, grad, concentration):
+        return _backward(source, point, grad, concentration)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            "irtgen: Dirichlet has first derivatives only; a gradient of its gradient "
+            "(create_graph=True, torch.func.hessian) is not available"
+        )
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Backward.apply, info, in_dims, *args)
+
+
 class _Normalize(torch.autograd.Function):
     """``irtgen::dirichlet_normalize`` for eager calls (library.eager)."""
 
     @staticmethod
-    def forward(ctx, estimator, logg, concentration):
-        ctx.estimator = estimator
-        ctx.save_for_backward(logg, concentration)
+    def forward(estimator, logg, concentration):
         return _normalize(logg, concentration)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        estimator, logg, concentration = inputs
+        ctx.estimator = estimator
+        ctx.save_for_backward(logg, concentration)
+
+    @staticmethod
     def backward(ctx, grad):
         logg, concentration = ctx.saved_tensors
-        return None, None, _backward(ctx.estimator, logg, grad, concentration)
+        return None, None, _Backward.apply(ctx.estimator, logg, grad, concentration)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Normalize.apply, info, in_dims, *args)
 
 
 class _Reparameterize(torch.autograd.Function):
     """``irtgen::dirichlet_reparameterize`` for eager calls: z itself (a view, no copy)."""
 
     @staticmethod
-    def forward(ctx, z, concentration):
-        ctx.save_for_backward(z, concentration)
+    def forward(z, concentration):
         return z.view_as(z)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
     def backward(ctx, grad):
         z, concentration = ctx.saved_tensors
-        return None, _backward("simplex", z, grad, concentration)
+        return None, _Backward.apply("simplex", z, grad, concentration)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Reparameterize.apply, info, in_dims, *args)
+
+
+class _LogGammaDraws(torch.autograd.Function):
+    """_log_gamma_draws as a function (no gradient), so that torch.func's transforms unwrap
+    the concentration and vmap follows its ``randomness`` setting."""
+
+    @staticmethod
+    def forward(shape, generator, concentration):
+        return _log_gamma_draws(concentration.to(_WORK), shape, generator)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return None
+
+    @staticmethod
+    def vmap(info, in_dims, shape, generator, concentration):
+        return autograd.vmap_draw(
+            _LogGammaDraws.apply,
+            info,
+            in_dims,
+            concentration.device,
+            generator,
+            shape,
+            generator,
+            concentration,
+        )
 
 
 # -- the distribution ------------------------------------------------------------------------
@@ -442,8 +508,8 @@ class Dirichlet(Distribution):
         shape = self._extended_shape(torch.Size(sample_shape))
         c = self.concentration.detach()
         if generator is not None or library.eager():  # custom ops cannot take a generator
-            return _log_gamma_draws(c.to(_WORK), shape, generator)
-        return _sample_op(c, list(shape), library.rng_token(c.device))
+            return _LogGammaDraws.apply(shape, generator, c)
+        return _sample_op(c, library.int_list(shape), library.rng_token(c.device))
 
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape ``sample_shape + batch_shape + (K,)`` with implicit gradients."""

@@ -59,11 +59,13 @@ class GeneratedDistribution(Distribution):
         z = library.sample(
             self.family.key,
             [p.detach() for p in params],
-            list(shape),
-            list(self.batch_shape),
+            library.int_list(shape),
+            library.int_list(self.batch_shape),
             library.rng_token(params[0].device),
         )
-        return library.reparameterize(self.family.key, z, params, list(self.batch_shape), True)
+        return library.reparameterize(
+            self.family.key, z, params, library.int_list(self.batch_shape), True
+        )
 
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
         shape = self._extended_shape(torch.Size(sample_shape))
@@ -74,8 +76,8 @@ class GeneratedDistribution(Distribution):
             return library.sample(
                 self.family.key,
                 params,
-                list(shape),
-                list(self.batch_shape),
+                library.int_list(shape),
+                library.int_list(self.batch_shape),
                 library.rng_token(params[0].device),
             )
 
@@ -91,7 +93,11 @@ class GeneratedDistribution(Distribution):
         if library.eager():
             return ops.reparameterize(self.family, z.detach(), self._params, self.batch_shape)
         return library.reparameterize(
-            self.family.key, z.detach(), list(self._params), list(self.batch_shape), False
+            self.family.key,
+            z.detach(),
+            list(self._params),
+            library.int_list(self.batch_shape),
+            False,
         )
 
     def _validate_sample(self, value: torch.Tensor) -> None:
@@ -135,7 +141,11 @@ class GeneratedDistribution(Distribution):
         if library.eager():
             return ops.log_prob(self.family, value, self._params, self.batch_shape)
         return library.elementwise(
-            self.family.key, "log_prob", value, list(self._params), list(self.batch_shape)
+            self.family.key,
+            "log_prob",
+            value,
+            list(self._params),
+            library.int_list(self.batch_shape),
         )
 
     def cdf(self, value):
@@ -145,7 +155,7 @@ class GeneratedDistribution(Distribution):
         if library.eager():
             return ops.cdf(self.family, value, self._params, self.batch_shape)
         return library.elementwise(
-            self.family.key, "cdf", value, list(self._params), list(self.batch_shape)
+            self.family.key, "cdf", value, list(self._params), library.int_list(self.batch_shape)
         )
 
     def icdf(self, value):
@@ -155,7 +165,7 @@ class GeneratedDistribution(Distribution):
         if library.eager():
             return ops.icdf(self.family, value, self._params, self.batch_shape)
         return library.elementwise(
-            self.family.key, "icdf", value, list(self._params), list(self.batch_shape)
+            self.family.key, "icdf", value, list(self._params), library.int_list(self.batch_shape)
         )
 
     def __repr__(self) -> str:

@@ -31,12 +31,13 @@ generated families and composites keep their order relative to each other.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import torch
 from torch.library import custom_op
 
-from irtgen.runtime import launch, ops
+from irtgen.runtime import autograd, launch, ops
 from irtgen.runtime.family import Family
 
 
@@ -56,7 +57,14 @@ def eager() -> bool:
     custom op's output must be, and the import of torch._dynamo (1.6 s) that the first call of
     a custom op with autograd costs. Under torch.compile they are the custom ops below, single
     nodes of the graph. Both run the same kernels."""
-    return not torch.compiler.is_compiling()
+    return not (torch.compiler.is_compiling() or torch._C._is_tracing())
+
+
+def int_list(shape) -> list[int]:
+    """A shape as the ``list[int]`` argument of a custom op. Under torch.jit.trace a size read
+    from a tensor is a 0-dim tensor, which an ``int[]`` argument rejects (an internal assert);
+    the trace then holds the traced shapes as constants."""
+    return [int(s) for s in shape]
 
 
 def _result_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -194,7 +202,8 @@ def _setup_reparameterize(ctx, inputs, output):
     family, z, params, batch_shape, drawn = inputs
     ctx.family, ctx.batch_shape, ctx.drawn = family, batch_shape, drawn
     ctx.needs = [p.requires_grad for p in params]
-    ctx.save_for_backward(z, *params)
+    # the output, z carrying dz/dθ: a second derivative differentiates through it (ops)
+    ctx.save_for_backward(output, *params)
 
 
 def _backward_reparameterize(ctx, grad):
@@ -231,3 +240,44 @@ def _backward_elementwise(ctx, grad):
 
 
 elementwise.register_autograd(_backward_elementwise, setup_context=_setup_elementwise)
+
+
+def _setup_backward(ctx, inputs, output):
+    family, op, value, grad, params, needs, batch_shape = inputs
+    ctx.family, ctx.op, ctx.needs, ctx.batch_shape = family, op, needs, batch_shape
+    ctx.input_needs = [value.requires_grad, grad.requires_grad, *(p.requires_grad for p in params)]
+    ctx.save_for_backward(value, grad, *params)
+
+
+def _backward_backward(ctx, ggrads):
+    value, grad, *params = ctx.saved_tensors
+    grads = ops.second_order(
+        family_of(ctx.family),
+        ctx.op,
+        value,
+        grad,
+        params,
+        ctx.needs,
+        torch.Size(ctx.batch_shape),
+        ggrads,
+        ctx.input_needs,
+    )
+    gvalue, ggrad, *gparams = grads
+    return None, None, gvalue, ggrad, gparams, None, _no_grad_for(ctx.batch_shape)
+
+
+backward.register_autograd(_backward_backward, setup_context=_setup_backward)
+
+
+# -- vmap (torch.func.vmap, jacrev, vmap over grad): irtgen.runtime.autograd's rules ----------
+
+
+@sample.register_vmap
+def _(info, in_dims, family, params, shape, batch_shape, token):
+    return autograd.vmap_draw(
+        sample, info, in_dims, params[0].device, None, family, params, shape, batch_shape, token
+    )
+
+
+for _op in (reparameterize, elementwise, backward):
+    _op.register_vmap(functools.partial(autograd.vmap_by_loop, _op))

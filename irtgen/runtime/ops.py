@@ -24,7 +24,7 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from irtgen.runtime import launch, rng
+from irtgen.runtime import autograd, launch, rng
 from irtgen.runtime.backend import cpu_draws, select_backend
 from irtgen.runtime.family import Family
 
@@ -136,6 +136,8 @@ def all_in_support(family: Family, value: torch.Tensor, params, batch_shape) -> 
     """Whether every element of ``value`` (broadcast against the batch shape) lies in the
     support, by the family's ``in_support`` formula; on the CPU a counting kernel, without an
     output array."""
+    if any(_functorch_wrapped(t) for t in (value, *params)):  # under torch.func's transforms
+        return torch._is_all_true(_InSupport.apply(family, batch_shape, value, *params)).item()
     value, params, _ = _prepare(value, params, batch_shape)
     flat = launch.flatten(value, params, batch_shape)
     if select_backend(value.device) == "numba":
@@ -143,6 +145,33 @@ def all_in_support(family: Family, value: torch.Tensor, params, batch_shape) -> 
         return _cpu().run_count_outside(family.fn("in_support"), x, _param_rows(flat.params)) == 0
     inside = evaluate(family, "in_support", (flat.value.reshape(flat.M, flat.NB), *flat.params))
     return bool(inside.all())
+
+
+def _functorch_wrapped(t) -> bool:
+    return isinstance(t, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+class _InSupport(torch.autograd.Function):
+    """The family's in_support formula at ``value`` broadcast against the batch shape (a bool
+    tensor): the support check of validation under torch.func's transforms, whose wrapped
+    tensors the kernels cannot read directly."""
+
+    @staticmethod
+    def forward(family, batch_shape, value, *params):
+        value, params, _ = _prepare(value, params, batch_shape)
+        return evaluate(family, "in_support", (value, *(p.expand(batch_shape) for p in params)))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_InSupport.apply, info, in_dims, *args)
 
 
 # -- forward ---------------------------------------------------------------------------------
@@ -169,7 +198,7 @@ def forward_map(family: Family, op: str, value: torch.Tensor, params, batch_shap
     return out.reshape(flat.out_shape).to(result_dtype)
 
 
-def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None) -> torch.Tensor:
+def _draw(family: Family, shape: torch.Size, params, batch_shape, generator=None) -> torch.Tensor:
     """Samples of ``shape`` = sample_shape + batch_shape (no gradient): element i of the flat
     draw is the family's sampler keyed by (Philox seed from the torch generator, i), the same
     numbers on every backend."""
@@ -311,58 +340,388 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
 
 
 # -- autograd functions ----------------------------------------------------------------------
+# In torch.func's form (irtgen.runtime.autograd): forward without ctx, setup_context, a vmap
+# rule. The first derivatives are the kernels' (backward_reduce, through _Backward); the
+# second are autograd's, through the derivative formulas bound to torch (second_order).
+
+
+class _Draw(torch.autograd.Function):
+    """Draws (no gradient), as a function so that torch.func's transforms unwrap its inputs
+    and vmap follows its ``randomness`` setting (autograd.vmap_draw)."""
+
+    @staticmethod
+    def forward(family, shape, batch_shape, generator, *params):
+        return _draw(family, shape, params, batch_shape, generator)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return None
+
+    @staticmethod
+    def vmap(info, in_dims, family, shape, batch_shape, generator, *params):
+        return autograd.vmap_draw(
+            _Draw.apply,
+            info,
+            in_dims,
+            params[0].device,
+            generator,
+            family,
+            shape,
+            batch_shape,
+            generator,
+            *params,
+        )
+
+
+def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None) -> torch.Tensor:
+    """Samples of ``shape`` = sample_shape + batch_shape (no gradient); see _draw."""
+    return _Draw.apply(family, torch.Size(shape), torch.Size(batch_shape), generator, *params)
+
+
+class _Backward(torch.autograd.Function):
+    """backward_reduce as a function: (value grad, *param grads), an empty tensor for each that
+    ``needs`` (value?, param_1?, ...) does not ask for. Its own backward is the second
+    derivative (second_order)."""
+
+    @staticmethod
+    def forward(family, op, batch_shape, needs, value, grad, *params):
+        gvalue, gparams = backward_reduce(family, op, value, grad, params, needs, batch_shape)
+        empty = value.new_empty(0)
+        return (gvalue if gvalue is not None else empty,) + tuple(
+            g if g is not None else empty for g in gparams
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        family, op, batch_shape, needs, value, grad, *params = inputs
+        ctx.family, ctx.op, ctx.batch_shape, ctx.needs = family, op, batch_shape, needs
+        ctx.save_for_backward(value, grad, *params)
+        ctx.save_for_forward(value, grad, *params)
+
+    @staticmethod
+    def jvp(ctx, _family, _op, _batch_shape, _needs, *tangents):
+        # forward mode through the derivative formulas bound to torch (second_order's)
+        primals = ctx.saved_tensors
+        tangents = [
+            torch.zeros_like(p) if t is None else t for p, t in zip(primals, tangents, strict=True)
+        ]
+        return _formulas_jvp(ctx.family, ctx.op, ctx.batch_shape, ctx.needs, primals, tangents)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *ggrads):
+        value, grad, *params = ctx.saved_tensors
+        grads = second_order(
+            ctx.family,
+            ctx.op,
+            value,
+            grad,
+            params,
+            ctx.needs,
+            ctx.batch_shape,
+            ggrads,
+            ctx.needs_input_grad[4:],
+        )
+        return (None, None, None, None, *grads)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Backward.apply, info, in_dims, *args)
+
+
+def gradients(family: Family, op: str, value, grad, params, needs, batch_shape):
+    """(value grad or None, [param grads or None]) of sum(grad * op(value)): backward_reduce,
+    differentiable once more where the family's formulas allow (second_order)."""
+    needs = tuple(bool(n) for n in needs)
+    if not any(needs):
+        return None, [None] * len(params)
+    if torch._C._functorch.is_legacy_batchedtensor(grad):  # gradcheck's batched gradients
+        out = backward_formulas(family, op, value, grad, params, needs, batch_shape, True)
+        return out[0], out[1:]
+    out = _Backward.apply(family, op, torch.Size(batch_shape), needs, value, grad, *params)
+    gvalue = out[0] if needs[0] else None
+    return gvalue, [g if n else None for g, n in zip(out[1:], needs[1:], strict=True)]
+
+
+def backward_formulas(
+    family: Family, op: str, value, grad, params, needs, batch_shape, kernels=False
+):
+    """backward_reduce's results as tensor code: [value grad, *param grads], None where
+    ``needs`` is False. The derivative values come from the formulas bound to torch
+    (irtgen.compilers.bind.torch_function), which autograd differentiates once more (raises
+    SecondOrderUnavailable where a formula branches per element), or, with ``kernels``, from
+    the kernels (first order, for an upstream gradient that only tensor code can read: a
+    batched gradient of gradcheck's check_batched_grad)."""
+    if op == "implicit_drawn":
+        grad = zero_at_clamped(
+            family, value.detach(), grad, [p.detach() for p in params], batch_shape
+        )
+        op = "implicit"
+    work, result = launch.compute_dtype(value, *params)
+    v, ps = value.to(work), [p.to(work) for p in params]
+    out_shape, _ = launch.out_shapes(v.shape, batch_shape)
+    if kernels:
+        bs = [p.expand(batch_shape) for p in ps]
+        derivatives = evaluate(family, f"{op}_grad", (v, *bs))
+        inside = evaluate(family, "in_support", (v, *bs))
+    else:
+        from irtgen.compilers import bind
+
+        derivatives = bind.torch_function(family.fn(f"{op}_grad"))(v, *ps)
+        inside = bind.torch_function(family.fn("in_support"))(v, *ps)
+    g = grad.to(work).expand(out_shape)
+    # as the kernels: 0 outside the support and where the upstream gradient is 0
+    keep = inside.expand(out_shape) & (g != 0)
+    g = torch.where(keep, g, 0.0)
+    shapes = [value.shape] + [p.shape for p in params]
+    out = []
+    for d, need, shape in zip(derivatives, needs, shapes, strict=True):
+        if not need:
+            out.append(None)
+            continue
+        term = torch.where(keep, g * torch.as_tensor(d, dtype=work), 0.0)
+        out.append(launch.reduce_to(term.expand(out_shape), shape).to(result))
+    return out
+
+
+def second_order(family, op, value, grad, params, needs, batch_shape, ggrads, input_needs):
+    """Gradients of <ggrads, backward_reduce(value, grad, params)> w.r.t. (value, grad,
+    *params): autograd through backward_formulas."""
+    from irtgen.compilers.torch_tl import SecondOrderUnavailable
+
+    pairs = [(i, gg) for i, gg in enumerate(ggrads) if needs[i] and gg is not None]
+    if not pairs or not any(input_needs):
+        return [None] * len(input_needs)
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_() for t in (value, grad, *params)]
+        try:
+            outs = backward_formulas(
+                family, op, leaves[0], leaves[1], leaves[2:], needs, batch_shape
+            )
+        except SecondOrderUnavailable as e:
+            raise RuntimeError(
+                f"irtgen: {family.name}: second derivatives are not available ({e}); its "
+                "gradients are first order"
+            ) from None
+        wanted = [i for i, n in enumerate(input_needs) if n]
+        grads = torch.autograd.grad(
+            [outs[i] for i, _ in pairs],
+            [leaves[i] for i in wanted],
+            [gg for _, gg in pairs],
+            allow_unused=True,
+        )
+    full = [None] * len(input_needs)
+    for i, gr in zip(wanted, grads, strict=True):
+        full[i] = gr
+    return full
+
+
+def _torch_derivatives(family: Family, op: str, at, params, batch_shape):
+    """The derivative formulas of ``op`` bound to torch (differentiable), 0 outside the support;
+    each of shape out_shapes(at.shape, batch_shape)[0]."""
+    from irtgen.compilers import bind
+
+    out_shape, _ = launch.out_shapes(at.shape, batch_shape)
+    inside = bind.torch_function(family.fn("in_support"))(at, *params)
+    derivatives = bind.torch_function(family.fn(f"{op}_grad"))(at, *params)
+    keep = inside.expand(out_shape)
+    return tuple(torch.where(keep, torch.as_tensor(d).expand(out_shape), 0.0) for d in derivatives)
+
+
+def _second_order_error(family: Family, e) -> RuntimeError:
+    return RuntimeError(
+        f"irtgen: {family.name}: second derivatives are not available ({e}); its gradients "
+        "are first order"
+    )
+
+
+class _Derivatives(torch.autograd.Function):
+    """The derivative formulas of an op ("log_prob", "cdf", "implicit") per element, from the
+    kernels, 0 outside the support: the forward-mode derivatives of the ops (jvp). Their own
+    derivatives are autograd's through the formulas bound to torch."""
+
+    @staticmethod
+    def forward(family, op, batch_shape, at, *params):
+        work, result = launch.compute_dtype(at, *params)
+        x = at.to(work)
+        bs = [p.to(work).expand(batch_shape) for p in params]
+        out_shape, _ = launch.out_shapes(x.shape, batch_shape)
+        keep = evaluate(family, "in_support", (x, *bs)).expand(out_shape)
+        derivatives = evaluate(family, f"{op}_grad", (x, *bs))
+        return tuple(torch.where(keep, d.expand(out_shape), 0.0).to(result) for d in derivatives)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        family, op, batch_shape, at, *params = inputs
+        ctx.family, ctx.op, ctx.batch_shape = family, op, batch_shape
+        ctx.save_for_backward(at, *params)
+        ctx.save_for_forward(at, *params)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads):
+        from irtgen.compilers.torch_tl import SecondOrderUnavailable
+
+        at, *params = ctx.saved_tensors
+        wanted = [i for i, n in enumerate(ctx.needs_input_grad[3:]) if n]
+        pairs = [(i, g) for i, g in enumerate(grads) if g is not None]
+        full = [None] * (1 + len(params))
+        if not wanted or not pairs:
+            return (None, None, None, *full)
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_() for t in (at, *params)]
+            try:
+                d = _torch_derivatives(ctx.family, ctx.op, leaves[0], leaves[1:], ctx.batch_shape)
+            except SecondOrderUnavailable as e:
+                raise _second_order_error(ctx.family, e) from None
+            out = torch.autograd.grad(
+                [d[i] for i, _ in pairs],
+                [leaves[i] for i in wanted],
+                [g for _, g in pairs],
+                allow_unused=True,
+            )
+        for i, g in zip(wanted, out, strict=True):
+            full[i] = g
+        return (None, None, None, *full)
+
+    @staticmethod
+    def jvp(ctx, _family, _op, _batch_shape, *tangents):
+        from irtgen.compilers.torch_tl import SecondOrderUnavailable
+
+        primals = ctx.saved_tensors
+        tangents = [
+            torch.zeros_like(p) if t is None else t for p, t in zip(primals, tangents, strict=True)
+        ]
+
+        def f(at, *params):
+            return _torch_derivatives(ctx.family, ctx.op, at, params, ctx.batch_shape)
+
+        try:
+            return torch.func.jvp(f, tuple(primals), tuple(tangents))[1]
+        except SecondOrderUnavailable as e:
+            raise _second_order_error(ctx.family, e) from None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Derivatives.apply, info, in_dims, *args)
+
+
+def forward_derivative(family: Family, op: str, at, params, tangents, batch_shape):
+    """The forward-mode derivative (jvp) of an op: sum_i D_i t_i over the inputs with a
+    tangent, D the derivative formulas of ``op`` ("log_prob", "cdf", "implicit",
+    "implicit_drawn") at ``at`` (_Derivatives); ``tangents`` = (value's, *params'); 0 outside
+    the support and, for "implicit_drawn", at a draw moved by the draw rule."""
+    drawn = op == "implicit_drawn"
+    op = "implicit" if drawn else op
+    derivatives = _Derivatives.apply(family, op, torch.Size(batch_shape), at, *params)
+    total = None
+    for d, t in zip(derivatives, tangents, strict=True):
+        if t is not None:
+            total = d * t if total is None else total + d * t
+    if total is None:
+        total = torch.zeros_like(derivatives[0])
+    if drawn:
+        lo, hi = support_interior(family, [p.detach() for p in params], batch_shape, at.dtype)
+        total = torch.where((at == lo) | (at == hi), 0.0, total)
+    return total
+
+
+def _formulas_jvp(family, op, batch_shape, needs, primals, tangents):
+    """The jvp of backward_formulas (torch code) at ``primals``: a second derivative in forward
+    mode (torch.func.hessian's jacfwd over jacrev), empty where ``needs`` is False."""
+    from irtgen.compilers.torch_tl import SecondOrderUnavailable
+
+    def f(value, grad, *params):
+        out = backward_formulas(family, op, value, grad, params, needs, batch_shape)
+        return tuple(o if o is not None else value.new_empty(0) for o in out)
+
+    try:
+        _, out = torch.func.jvp(f, tuple(primals), tuple(tangents))
+    except SecondOrderUnavailable as e:
+        raise RuntimeError(
+            f"irtgen: {family.name}: second derivatives are not available ({e}); its "
+            "gradients are first order"
+        ) from None
+    return out
 
 
 class _ElementwiseOp(torch.autograd.Function):
     """log_prob / cdf / icdf with derived backward formulas."""
 
     @staticmethod
-    def forward(ctx, family, op, batch_shape, value, *params):
-        ctx.family, ctx.op, ctx.batch_shape = family, op, batch_shape
-        out = forward_map(family, op, value, params, batch_shape)
-        if op == "icdf":  # the backward is evaluated at z = icdf(u)
-            ctx.save_for_backward(value, out, *params)
-        else:
-            ctx.save_for_backward(value, *params)
-        return out
+    def forward(family, op, batch_shape, value, *params):
+        return forward_map(family, op, value, params, batch_shape)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        family, op, batch_shape, value, *params = inputs
+        ctx.family, ctx.op, ctx.batch_shape, ctx.value_shape = family, op, batch_shape, value.shape
+        # icdf's derivatives are evaluated at z = icdf(u): the output itself, through which a
+        # second derivative sees dz/du and dz/dθ
+        at = output if op == "icdf" else value
+        ctx.save_for_backward(at, *params)
+        ctx.save_for_forward(at, *params)
+
+    @staticmethod
+    def jvp(ctx, _family, _op, _batch_shape, value_t, *param_ts):
+        at, *params = ctx.saved_tensors
+        op = "implicit" if ctx.op == "icdf" else ctx.op
+        return forward_derivative(ctx.family, op, at, params, (value_t, *param_ts), ctx.batch_shape)
+
+    @staticmethod
     def backward(ctx, grad):
-        family, op = ctx.family, ctx.op
+        at, *params = ctx.saved_tensors
+        # icdf: dz/du = 1/q(z) and dz/dθ, the implicit formulas at z = icdf(u)
+        op = "implicit" if ctx.op == "icdf" else ctx.op
         needs = ctx.needs_input_grad[3:]
-        if op == "icdf":
-            u, z, *params = ctx.saved_tensors
-            # dz/du = 1/q(z) and dz/dθ: the implicit formulas evaluated at z = icdf(u)
-            gz, gparams = backward_reduce(
-                family, "implicit", z, grad, params, needs, ctx.batch_shape
-            )
-            gvalue = launch.reduce_to(gz, u.shape) if gz is not None else None
-        else:
-            value, *params = ctx.saved_tensors
-            gvalue, gparams = backward_reduce(
-                family, op, value, grad, params, needs, ctx.batch_shape
-            )
+        gvalue, gparams = gradients(ctx.family, op, at, grad, params, needs, ctx.batch_shape)
+        if gvalue is not None and gvalue.shape != ctx.value_shape:
+            gvalue = launch.reduce_to(gvalue, ctx.value_shape)
         return (None, None, None, gvalue, *gparams)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_ElementwiseOp.apply, info, in_dims, *args)
 
 
 class _Reparameterize(torch.autograd.Function):
     """Identity on z whose backward is the implicit gradient dz/dθ = -(∂F/∂θ)/q."""
 
     @staticmethod
-    def forward(ctx, family, batch_shape, drawn, z, *params):
-        ctx.family, ctx.batch_shape, ctx.drawn = family, batch_shape, drawn
-        ctx.save_for_backward(z, *params)
+    def forward(family, batch_shape, drawn, z, *params):
         return z.view_as(z)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        family, batch_shape, drawn, z, *params = inputs
+        ctx.family, ctx.batch_shape, ctx.drawn = family, batch_shape, drawn
+        # the output (z carrying dz/dθ): a second derivative differentiates dz/dθ(z, θ) through
+        # z as well
+        ctx.save_for_backward(output, *params)
+        ctx.save_for_forward(z, *params)
+
+    @staticmethod
+    def jvp(ctx, _family, _batch_shape, _drawn, _z_t, *param_ts):
+        # z is a constant: its own tangent does not enter
+        z, *params = ctx.saved_tensors
+        op = "implicit_drawn" if ctx.drawn else "implicit"
+        return forward_derivative(ctx.family, op, z, params, (None, *param_ts), ctx.batch_shape)
+
+    @staticmethod
     def backward(ctx, grad):
         z, *params = ctx.saved_tensors
         needs = (False, *ctx.needs_input_grad[4:])
         op = "implicit_drawn" if ctx.drawn else "implicit"
-        _, gparams = backward_reduce(ctx.family, op, z, grad, params, needs, ctx.batch_shape)
+        _, gparams = gradients(ctx.family, op, z, grad, params, needs, ctx.batch_shape)
         return (None, None, None, None, *gparams)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Reparameterize.apply, info, in_dims, *args)
 
 
 def log_prob(family: Family, value, params, batch_shape):
@@ -386,6 +745,5 @@ def reparameterize(family: Family, z: torch.Tensor, params, batch_shape):
 
 
 def rsample(family: Family, shape, params, batch_shape, generator=None):
-    with torch.no_grad():
-        z = draw(family, torch.Size(shape), params, batch_shape, generator)
+    z = draw(family, torch.Size(shape), params, batch_shape, generator)
     return _Reparameterize.apply(family, batch_shape, True, z, *params)
