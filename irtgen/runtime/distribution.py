@@ -33,13 +33,10 @@ class GeneratedDistribution(Distribution):
 
     @property
     def mode(self):
-        """Generated from the spec's ``mode=`` or from d log q/dz = 0 where the build could
-        solve it (irtgen.derive); otherwise this error."""
-        raise NotImplementedError(
-            f"{type(self).__name__}.mode: the build found no closed form (d log q/dz = 0 is not "
-            "linear in the variable, or its root is not provably a maximum); give mode= in the "
-            "spec"
-        )
+        """The spec's ``mode=``, or the closed form the build solved from d log q/dz = 0
+        (irtgen.derive), in the generated class; otherwise (this) found numerically:
+        ops.numeric_mode, in float64, without a gradient."""
+        return ops.numeric_mode(self.family, self._params, self.batch_shape)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(type(self), _instance)

@@ -174,6 +174,44 @@ class _InSupport(torch.autograd.Function):
         return autograd.vmap_by_loop(_InSupport.apply, info, in_dims, *args)
 
 
+def numeric_mode(family: Family, params, batch_shape) -> torch.Tensor:
+    """The mode where the build found no closed form: per batch element, log q at 241 quantiles
+    (logits -30 ... 30, so u from 1e-13 to 1 - 1e-13), then 64 bisections of the quantile
+    between the best point's neighbours on the sign of d log q/dz (log_prob_grad's first
+    output). Where that lands beyond the outermost grid point next to a finite end of the
+    support, the mode is the end (the density rises towards it). The global maximum among the grid's points is refined, so a
+    multimodal density gives its highest mode where the grid separates the modes. Computed in
+    float64 without a gradient."""
+    dtype = params[0].dtype
+    wide = [p.detach().to(torch.float64).expand(batch_shape).reshape(1, -1) for p in params]
+    nb = wide[0].shape[1]
+    if nb == 0:
+        return torch.empty(batch_shape, dtype=dtype, device=params[0].device)
+    device = wide[0].device
+    u = torch.sigmoid(torch.linspace(-30.0, 30.0, 241, dtype=torch.float64, device=device))
+    zs = evaluate(family, "icdf", (u[:, None].expand(-1, nb), *wide))
+    logq = evaluate(family, "log_prob", (zs, *wide)).nan_to_num(nan=-math.inf)
+    k = logq.argmax(dim=0)
+    last = len(u) - 1
+    lo = torch.where(k > 0, u[(k - 1).clamp(min=0)], 0.0)
+    hi = torch.where(k < last, u[(k + 1).clamp(max=last)], 1.0)
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        z = evaluate(family, "icdf", (mid[None], *wide))
+        slope = evaluate(family, "log_prob_grad", (z, *wide))[0][0]
+        rising = slope > 0
+        lo = torch.where(rising, mid, lo)
+        hi = torch.where(rising, hi, mid)
+    mode = evaluate(family, "icdf", (0.5 * (lo + hi)[None], *wide))[0]
+    # beyond the grid's outermost point next to a finite end: the density rises towards that
+    # end as far as the grid can tell (Gamma's 0 for concentration < 1), and the mode is the end
+    ends = evaluate(family, "support", wide)
+    below = (k == 0) & (mode < zs[0]) & torch.isfinite(ends[0][0])
+    above = (k == last) & (mode > zs[last]) & torch.isfinite(ends[1][0])
+    mode = torch.where(below, ends[0][0], torch.where(above, ends[1][0], mode))
+    return mode.reshape(batch_shape).to(dtype)
+
+
 # -- forward ---------------------------------------------------------------------------------
 
 
