@@ -19,7 +19,7 @@ irtgen.compilers; importing this module compiles nothing and needs torch alone.
 from __future__ import annotations
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -246,6 +246,29 @@ def mode_torch(concentration1, concentration0):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*log(z) + eta2*log1p(-z) - A(eta1, eta2), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(concentration1, concentration0):
+    # eta1 (coefficient of log(z)) = concentration1 - 1
+    # eta2 (coefficient of log1p(-z)) = concentration0 - 1
+    return concentration1 - 1.0, concentration0 - 1.0
+
+
+def log_normalizer_torch(eta1, eta2):
+    # A = betaln(eta1 + 1, eta2 + 1)
+    return (torch.lgamma(eta1 + 1.0) + torch.lgamma(eta2 + 1.0) - torch.lgamma(eta1 + 1.0 + eta2 + 1.0))
+
+
+def sufficient_statistics_torch(z):
+    # T1 = log(z)
+    # T2 = log1p(-z)
+    return torch.log(z), torch.log1p(-z)
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -261,7 +284,7 @@ FAMILY = Family(
 )
 
 
-class Beta(GeneratedDistribution):
+class Beta(GeneratedDistribution, ExponentialFamily):
     """Beta distribution with shapes concentration1 (alpha) and concentration0 (beta).
 
     F(z; concentration1, concentration0) = betainc_regularized(concentration1, concentration0, 0, z) on Interval(0, 1).
@@ -279,6 +302,19 @@ class Beta(GeneratedDistribution):
 
     def __init__(self, concentration1, concentration0, validate_args=None):
         self._init_params((concentration1, concentration0,), validate_args)
+
+    # log q(z) = eta1*log(z) + eta2*log1p(-z) - A(eta1, eta2), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.concentration1, self.concentration0)
+        )
+
+    def _log_normalizer(self, eta1, eta2):
+        return log_normalizer_torch(eta1, eta2)
 
     @property
     def mean(self):

@@ -18,7 +18,7 @@ irtgen.compilers; importing this module compiles nothing and needs torch alone.
 from __future__ import annotations
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -150,6 +150,27 @@ def mode_torch(rate):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*z - A(eta1), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(rate):
+    # eta1 (coefficient of z) = -rate
+    return (-rate,)
+
+
+def log_normalizer_torch(eta1):
+    # A = -log(-eta1)
+    return -torch.log(-eta1)
+
+
+def sufficient_statistics_torch(z):
+    # T1 = z
+    return (z,)
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -165,7 +186,7 @@ FAMILY = Family(
 )
 
 
-class Exponential(GeneratedDistribution):
+class Exponential(GeneratedDistribution, ExponentialFamily):
     """Exponential distribution with rate rate.
 
     F(z; rate) = 1 - exp(-rate*z) on Interval(0, oo).
@@ -182,6 +203,19 @@ class Exponential(GeneratedDistribution):
 
     def __init__(self, rate, validate_args=None):
         self._init_params((rate,), validate_args)
+
+    # log q(z) = eta1*z - A(eta1), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.rate)
+        )
+
+    def _log_normalizer(self, eta1):
+        return log_normalizer_torch(eta1)
 
     @property
     def mean(self):

@@ -19,7 +19,7 @@ irtgen.compilers; importing this module compiles nothing and needs torch alone.
 from __future__ import annotations
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -212,6 +212,30 @@ def mode_torch(concentration, rate):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*log(z) + eta2*z - A(eta1, eta2), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(concentration, rate):
+    # eta1 (coefficient of log(z)) = concentration - 1
+    # eta2 (coefficient of z) = -rate
+    return concentration - 1.0, -rate
+
+
+def log_normalizer_torch(eta1, eta2):
+    # A = -(eta1 + 1)*log(-eta2) + loggamma(eta1 + 1)
+    _t0 = eta1 + 1.0
+    return torch.lgamma(_t0) - _t0 * torch.log(-eta2)
+
+
+def sufficient_statistics_torch(z):
+    # T1 = log(z)
+    # T2 = z
+    return torch.log(z), z
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -227,7 +251,7 @@ FAMILY = Family(
 )
 
 
-class Gamma(GeneratedDistribution):
+class Gamma(GeneratedDistribution, ExponentialFamily):
     """Gamma distribution with shape concentration and inverse scale rate.
 
     F(z; concentration, rate) = lowergamma(concentration, rate*z)/gamma(concentration) on Interval(0, oo).
@@ -245,6 +269,19 @@ class Gamma(GeneratedDistribution):
 
     def __init__(self, concentration, rate, validate_args=None):
         self._init_params((concentration, rate,), validate_args)
+
+    # log q(z) = eta1*log(z) + eta2*z - A(eta1, eta2), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.concentration, self.rate)
+        )
+
+    def _log_normalizer(self, eta1, eta2):
+        return log_normalizer_torch(eta1, eta2)
 
     @property
     def mean(self):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -152,6 +152,27 @@ def mode_torch(scale):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*z**2 - A(eta1), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(scale):
+    # eta1 (coefficient of z**2) = -1/(2*scale**2)
+    return (-0.5 / scale**2,)
+
+
+def log_normalizer_torch(eta1):
+    # A = -log(-eta1)/2 - log(2) + log(pi)/2
+    return -0.5 * torch.log(-eta1) - 0.12078223763524522
+
+
+def sufficient_statistics_torch(z):
+    # T1 = z**2
+    return (z**2,)
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -167,7 +188,7 @@ FAMILY = Family(
 )
 
 
-class HalfNormal(GeneratedDistribution):
+class HalfNormal(GeneratedDistribution, ExponentialFamily):
     """Half-normal distribution: the absolute value of a Normal(0, scale) variable.
 
     F(z; scale) = erf(sqrt(2)*z/(2*scale)) on Interval(0, oo).
@@ -184,6 +205,19 @@ class HalfNormal(GeneratedDistribution):
 
     def __init__(self, scale, validate_args=None):
         self._init_params((scale,), validate_args)
+
+    # log q(z) = eta1*z**2 - A(eta1), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.scale)
+        )
+
+    def _log_normalizer(self, eta1):
+        return log_normalizer_torch(eta1)
 
     @property
     def mean(self):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -216,6 +216,30 @@ def mode_torch(concentration, rate):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*log(z) + eta2/z - A(eta1, eta2), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(concentration, rate):
+    # eta1 (coefficient of log(z)) = -concentration - 1
+    # eta2 (coefficient of 1/z) = -rate
+    return -concentration - 1.0, -rate
+
+
+def log_normalizer_torch(eta1, eta2):
+    # A = -(-eta1 - 1)*log(-eta2) + loggamma(-eta1 - 1)
+    _t0 = -eta1 - 1.0
+    return torch.lgamma(_t0) - _t0 * torch.log(-eta2)
+
+
+def sufficient_statistics_torch(z):
+    # T1 = log(z)
+    # T2 = 1/z
+    return torch.log(z), 1.0 / z
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -231,7 +255,7 @@ FAMILY = Family(
 )
 
 
-class InverseGamma(GeneratedDistribution):
+class InverseGamma(GeneratedDistribution, ExponentialFamily):
     """Inverse-gamma distribution: 1/z is Gamma(concentration, rate).
 
     F(z; concentration, rate) = uppergamma(concentration, rate/z)/gamma(concentration) on Interval.open(0, oo).
@@ -249,6 +273,19 @@ class InverseGamma(GeneratedDistribution):
 
     def __init__(self, concentration, rate, validate_args=None):
         self._init_params((concentration, rate,), validate_args)
+
+    # log q(z) = eta1*log(z) + eta2/z - A(eta1, eta2), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.concentration, self.rate)
+        )
+
+    def _log_normalizer(self, eta1, eta2):
+        return log_normalizer_torch(eta1, eta2)
 
     @property
     def mean(self):

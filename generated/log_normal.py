@@ -18,7 +18,7 @@ irtgen.compilers; importing this module compiles nothing and needs torch alone.
 from __future__ import annotations
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -161,6 +161,31 @@ def mode_torch(loc, scale):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*log(z) + eta2*log(z)**2 - A(eta1, eta2), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(loc, scale):
+    # eta1 (coefficient of log(z)) = loc/scale**2 - 1
+    # eta2 (coefficient of log(z)**2) = -1/(2*scale**2)
+    _t0 = 1.0 / scale**2
+    return _t0 * loc - 1.0, -0.5 * _t0
+
+
+def log_normalizer_torch(eta1, eta2):
+    # A = -log(-eta2)/2 + log(pi)/2 - (eta1 + 1)**2/(4*eta2)
+    return 0.57236494292470008 - 0.5 * torch.log(-eta2) - 0.25 * (eta1 + 1.0)**2 / eta2
+
+
+def sufficient_statistics_torch(z):
+    # T1 = log(z)
+    # T2 = log(z)**2
+    _t0 = torch.log(z)
+    return _t0, _t0**2
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -176,7 +201,7 @@ FAMILY = Family(
 )
 
 
-class LogNormal(GeneratedDistribution):
+class LogNormal(GeneratedDistribution, ExponentialFamily):
     """Log-normal distribution: the exponential of a Normal(loc, scale) variable.
 
     F(z; loc, scale) = erf(sqrt(2)*(-loc + log(z))/(2*scale))/2 + 1/2 on Interval.open(0, oo).
@@ -194,6 +219,19 @@ class LogNormal(GeneratedDistribution):
 
     def __init__(self, loc, scale, validate_args=None):
         self._init_params((loc, scale,), validate_args)
+
+    # log q(z) = eta1*log(z) + eta2*log(z)**2 - A(eta1, eta2), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.loc, self.scale)
+        )
+
+    def _log_normalizer(self, eta1, eta2):
+        return log_normalizer_torch(eta1, eta2)
 
     @property
     def mean(self):

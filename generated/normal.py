@@ -19,7 +19,7 @@ irtgen.compilers; importing this module compiles nothing and needs torch alone.
 from __future__ import annotations
 
 import torch
-from torch.distributions import constraints
+from torch.distributions import ExponentialFamily, constraints
 
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -161,6 +161,30 @@ def mode_torch(loc, scale):
 
 
 # =============================================================================================
+# Exponential-family form: log q(z) = eta1*z + eta2*z**2 - A(eta1, eta2), carrier measure 1
+# (torch.distributions.ExponentialFamily: Bregman entropy, KL of two members by autograd of A)
+# =============================================================================================
+
+
+def natural_params_torch(loc, scale):
+    # eta1 (coefficient of z) = loc/scale**2
+    # eta2 (coefficient of z**2) = -1/(2*scale**2)
+    _t0 = 1.0 / scale**2
+    return _t0 * loc, -0.5 * _t0
+
+
+def log_normalizer_torch(eta1, eta2):
+    # A = -eta1**2/(4*eta2) - log(-eta2)/2 + log(pi)/2
+    return 0.57236494292470008 - 0.25 * eta1**2 / eta2 - 0.5 * torch.log(-eta2)
+
+
+def sufficient_statistics_torch(z):
+    # T1 = z
+    # T2 = z**2
+    return z, z**2
+
+
+# =============================================================================================
 # The distribution
 # =============================================================================================
 
@@ -176,7 +200,7 @@ FAMILY = Family(
 )
 
 
-class Normal(GeneratedDistribution):
+class Normal(GeneratedDistribution, ExponentialFamily):
     """Normal (Gaussian) distribution with mean loc and standard deviation scale.
 
     F(z; loc, scale) = erf(sqrt(2)*(-loc + z)/(2*scale))/2 + 1/2 on Interval(-oo, oo).
@@ -194,6 +218,19 @@ class Normal(GeneratedDistribution):
 
     def __init__(self, loc, scale, validate_args=None):
         self._init_params((loc, scale,), validate_args)
+
+    # log q(z) = eta1*z + eta2*z**2 - A(eta1, eta2), carrier measure 1
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return tuple(
+            torch.broadcast_to(eta, self.batch_shape)
+            for eta in natural_params_torch(self.loc, self.scale)
+        )
+
+    def _log_normalizer(self, eta1, eta2):
+        return log_normalizer_torch(eta1, eta2)
 
     @property
     def mean(self):

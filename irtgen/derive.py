@@ -9,6 +9,9 @@ For a spec with CDF F(z; θ) this derives
 * the implicit reparameterization gradient dz/dθ = −(∂F/∂θ)/q, *simplified*: common factors of
   numerator and density cancel symbolically, so Normal gives exactly 1 and (z − loc)/scale,
 * ∂log q/∂θ and ∂log q/∂z, and 1/q (= du/dz, the gradient of the icdf in u),
+* where log q is of exponential-family form Σ_i η_i(θ) T_i(z) − A(η) with a constant carrier
+  measure, the statistics T, natural parameters η(θ) and log normalizer A(η)
+  (``exponential_family``; torch's ``ExponentialFamily`` interface in the generated class),
 
 then applies the numerically safer rewrites of ``irtgen.rewrite``. SymPy's own special functions
 (incomplete gamma and beta) are first lowered to irtgen's (``irtgen.lower``).
@@ -28,9 +31,21 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from irtgen.functions import log_beta_density, log_gamma_density
 from irtgen.lower import lower
 from irtgen.rewrite import stabilize
 from irtgen.spec import Distribution, SpecError
+
+
+@dataclass
+class ExponentialFamilyForm:
+    """log q(z; θ) = Σ_i η_i(θ) T_i(z) − A(η), carrier measure h(z) = 1: the form behind torch's
+    ``ExponentialFamily`` (its Bregman entropy and same-class KL need η, A and E[log h] = 0)."""
+
+    statistics: list[sp.Expr]  # T_i(z)
+    natural_params: list[sp.Expr]  # η_i(θ)
+    eta: list[sp.Symbol]  # the arguments of A
+    log_normalizer: sp.Expr  # A(η)
 
 
 @dataclass
@@ -55,6 +70,8 @@ class Derivation:
     icdf: sp.Expr | None = None
     extras: dict[str, sp.Expr] = field(default_factory=dict)  # mean, variance, entropy, mode
     parent: tuple[str, dict[str, sp.Expr]] | None = None  # spec.parent, in the new symbols
+    # None: not of that form (or a family with a parent, which is what its parent is)
+    exponential_family: ExponentialFamilyForm | None = None
 
     @property
     def name(self) -> str:
@@ -336,6 +353,10 @@ def derive(spec: Distribution) -> Derivation:
         if mode is not None:
             extras["mode"] = mode
 
+    exp_family = None
+    if spec.parent is None and len(pieces) == 1 and not (lo.free_symbols | hi.free_symbols):
+        exp_family = exponential_family(cols["log_pdf"][0], z, params, points)
+
     result = Derivation(
         spec=spec,
         z=z,
@@ -355,6 +376,7 @@ def derive(spec: Distribution) -> Derivation:
         icdf=icdf,
         extras=extras,
         parent=parent,
+        exponential_family=exp_family,
     )
     _check_derived(result)
     return result
@@ -409,3 +431,112 @@ def _mode_from_density(dlogdz: sp.Expr, z: sp.Symbol, lo, hi) -> sp.Expr | None:
     if sign.is_negative is not True:
         return None
     return sp.Min(sp.Max(sp.simplify(-c0 / c1), lo), hi)
+
+
+# -- exponential-family form -------------------------------------------------------------------
+
+# irtgen functions in a derived log density whose elementary form shows its statistics
+_DENSITY_FUNCTIONS = (log_gamma_density, log_beta_density)
+
+
+def exponential_family(
+    log_pdf: sp.Expr, z: sp.Symbol, params: list[sp.Symbol], points
+) -> ExponentialFamilyForm | None:
+    """log q as Σ_i η_i(θ) T_i(z) − A(η) with carrier measure h(z) = 1, or None.
+
+    The expanded log density's terms are grouped by their factor in z (the statistics T_i); a
+    statistic's whole coefficient, constant part included (the −1 of a − 1), is η_i(θ), and the
+    terms free of z are −A(θ). Not of this form (None, not an error): a term in which z and θ do
+    not separate (Laplace's |z − μ|, Weibull's (z/λ)^k, Student-t's log(1 + z²/ν)), a statistic
+    whose coefficient is a number alone (then h(z) is not constant, as Chi2's e^(−z/2) with
+    T = log z), fewer or more statistics than parameters (a curved family such as Normal(m, m)),
+    or η = η(θ) without exactly one solution θ(η) in the parameters' domain. The support must
+    not depend on θ (the caller checks). Every step is confirmed numerically on the probe
+    points; A(η) has its logs expanded (_log_normalizer).
+    """
+    e = log_pdf.replace(lambda n: isinstance(n, _DENSITY_FUNCTIONS), lambda n: n.rewrite(sp.log))
+    e = sp.expand(sp.expand_log(e, force=True))
+    theta = set(params)
+    coeffs: dict[sp.Expr, sp.Expr] = {}
+    rest = sp.S.Zero
+    for term in sp.Add.make_args(e):
+        c, t = term.as_independent(z, as_Add=False)
+        if t == 1:
+            rest += c
+        elif t.free_symbols & theta:
+            return None  # z and θ do not separate
+        else:
+            coeffs[t] = coeffs.get(t, sp.S.Zero) + c
+    coeffs = {t: c for t, c in coeffs.items() if sp.expand(c) != 0}
+    if any(not (c.free_symbols & theta) for c in coeffs.values()):
+        return None  # a term in z alone: h(z) is not constant
+    if len(coeffs) != len(params) or not coeffs:
+        return None
+    index = {p: i for i, p in enumerate(params)}
+    stats = sorted(
+        coeffs,
+        key=lambda t: (
+            min(index[p] for p in coeffs[t].free_symbols & theta),
+            sp.default_sort_key(t),
+        ),
+    )
+    natural = [sp.expand(coeffs[t]) for t in stats]
+    taken = {p.name for p in params} | {z.name}
+    prefix = "eta" if not any(f"eta{i + 1}" in taken for i in range(len(stats))) else "_eta"
+    eta = [sp.Symbol(f"{prefix}{i + 1}", **_sign(c)) for i, c in enumerate(natural)]
+    a_theta = -rest
+    identity = sum((c * t for c, t in zip(natural, stats, strict=True)), sp.S.Zero) - a_theta
+    if not _numerically_equal(identity, log_pdf, z, points):
+        return None  # a forced expansion of a log that does not hold on the support
+    try:
+        solutions = sp.solve([k - c for k, c in zip(eta, natural, strict=True)], params, dict=True)
+    except (NotImplementedError, ValueError, TypeError, sp.PolynomialError):
+        return None
+    thetas = [dict(t) for t in {tuple(th.items()) for th, _ in points}]
+    solutions = [s for s in solutions if set(s) == theta and _inverts(s, eta, natural, thetas)]
+    if len(solutions) != 1:
+        return None
+    a_eta = _log_normalizer(a_theta.xreplace(solutions[0]), eta)
+    a_back = a_eta.xreplace(dict(zip(eta, natural, strict=True)))
+    if not _numerically_equal(a_back, a_theta, z, points):
+        return None
+    return ExponentialFamilyForm(
+        statistics=[stabilize(t) for t in stats],
+        natural_params=natural,
+        eta=eta,
+        log_normalizer=a_eta,
+    )
+
+
+def _sign(e: sp.Expr) -> dict:
+    """The assumption for a symbol standing for e: its sign where SymPy can tell it (so that
+    solving for a positive parameter keeps only the root that can be positive)."""
+    if e.is_negative:
+        return {"negative": True}
+    return {"positive": True} if e.is_positive else {"real": True}
+
+
+def _inverts(solution: dict, eta: list, natural: list, thetas: list[dict]) -> bool:
+    """θ(η(θ)) = θ at every probe value of the parameters."""
+    for theta in thetas:
+        at = {k: c.evalf(30, subs=theta) for k, c in zip(eta, natural, strict=True)}
+        for p, expr in solution.items():
+            try:
+                got = complex(expr.evalf(30, subs=at))
+            except (TypeError, ValueError):
+                return False
+            if abs(got - theta[p]) > 1e-9 * (1 + abs(theta[p])):
+                return False
+    return True
+
+
+def _log_normalizer(a: sp.Expr, eta: list[sp.Symbol]) -> sp.Expr:
+    """A(η) with its logs expanded: a negative η_i stands in as −m_i with m_i > 0 meanwhile, so
+    log(sqrt(−1/(2η))) becomes −log(−η)/2 − log(2)/2 and never a log of a power."""
+    fwd, back = {}, {}
+    for k in eta:
+        if k.is_negative:
+            m = sp.Symbol(f"_m_{k.name}", positive=True)
+            fwd[k], back[m] = -m, -k
+    expanded = sp.expand_log(a.xreplace(fwd), force=True).xreplace(back)
+    return stabilize(min([a, expanded], key=_cost))

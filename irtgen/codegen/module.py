@@ -397,6 +397,50 @@ def _extras(d: Derivation) -> list[dict]:
     return extras
 
 
+def _exponential_family(d: Derivation) -> dict | None:
+    """torch's ExponentialFamily interface where log q = Σ η_i(θ) T_i(z) − A(η) with carrier
+    measure 1 (irtgen.derive.exponential_family): the natural parameters as a torch function of
+    the parameters, the log normalizer as one of the η (autograd differentiates both, as torch's
+    Bregman entropy and KL need), and the statistics, a function of the variable."""
+    form = d.exponential_family
+    if form is None:
+        return None
+    ps, z = d.param_names, d.z.name
+    etas = [k.name for k in form.eta]
+    stats = [sp.sstr(t) for t in form.statistics]
+    natural = formula_function(
+        "natural_params_torch",
+        ps,
+        [
+            (f"{k} (coefficient of {t})", e)
+            for k, t, e in zip(etas, stats, form.natural_params, strict=True)
+        ],
+        "torch",
+        ps[0],
+    )
+    normalizer = formula_function(
+        "log_normalizer_torch", etas, [("A", form.log_normalizer)], "torch", etas[0]
+    )
+    statistics = formula_function(
+        "sufficient_statistics_torch",
+        [z],
+        [(f"T{i + 1}", t) for i, t in enumerate(form.statistics)],
+        "torch",
+        z,
+    )
+    for f in (natural, statistics):
+        if len(f.returns) == 1:  # a tuple, as torch's _natural_params
+            f.returns = [f"({f.returns[0]},)"]
+    terms = " + ".join(sp.sstr(k * t) for k, t in zip(form.eta, form.statistics, strict=True))
+    return {
+        "natural": natural,
+        "normalizer": normalizer,
+        "statistics": statistics,
+        "etas": etas,
+        "formula": f"log q({z}) = {terms} - A({', '.join(etas)}), carrier measure 1",
+    }
+
+
 def _parent(d: Derivation) -> dict | None:
     """The built-in class a family subclasses (spec.parent): its module and, per parameter of
     the parent, a torch function of the family's own parameters."""
@@ -464,6 +508,7 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
         "icdf_text": sp.sstr(spec.icdf.expr) if spec.icdf is not None else None,
         "extras": _extras(d),
         "parent": _parent(d),
+        "exp_family": _exponential_family(d),
     }
     env = template_environment()
     context["imports"], context["import_math"] = [], False
