@@ -201,7 +201,7 @@ def test_mode_of_user_families_without_a_closed_form_is_found_numerically():
         torch.tensor([0.2, 0.9, 1.0, 3.0], dtype=F64),
         torch.tensor([1.0, 2.0, 0.5, 1.0], dtype=F64),
     )
-    assert "def mode" not in Path(g.Gompertz.__module__.replace(".", "/")).name  # no closed form
+    assert "mode" not in vars(g.Gompertz)  # no closed form generated: the base class's
     torch.testing.assert_close(
         g.Gompertz(eta, b).mode, (torch.log(1 / eta) / b).clamp(min=0), rtol=1e-12, atol=0
     )
