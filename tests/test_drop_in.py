@@ -221,6 +221,18 @@ def test_mode_of_user_families_without_a_closed_form_is_found_numerically():
     assert mode32.dtype == torch.float32 and mode32.shape == (4, 3)
 
 
+def test_numeric_mode_compiles_in_one_graph_and_runs_under_vmap():
+    import irtgen
+
+    g = irtgen.load(Path(__file__).parent / "specs" / "gompertz.py")
+    eta, b = torch.tensor([0.2, 0.9, 3.0], dtype=F64), torch.tensor([1.0, 2.0, 1.0], dtype=F64)
+    expected = (torch.log(1 / eta) / b).clamp(min=0)
+    compiled = torch.compile(lambda e, b: g.Gompertz(e, b).mode, fullgraph=True)
+    torch.testing.assert_close(compiled(eta, b), expected, rtol=1e-12, atol=0)
+    batched = torch.func.vmap(lambda e: g.Gompertz(e, b).mode)(torch.stack([eta, 2 * eta]))
+    torch.testing.assert_close(batched[1], (torch.log(1 / (2 * eta)) / b).clamp(min=0))
+
+
 @pytest.mark.parametrize(
     "name, args",
     [

@@ -36,7 +36,10 @@ class GeneratedDistribution(Distribution):
         """The spec's ``mode=``, or the closed form the build solved from d log q/dz = 0
         (irtgen.derive), in the generated class; otherwise (this) found numerically:
         ops.numeric_mode, in float64, without a gradient."""
-        return ops.numeric_mode(self.family, self._params, self.batch_shape)
+        if library.eager():
+            return ops.mode(self.family, self._params, self.batch_shape)
+        params = [p.detach() for p in self._params]
+        return library.numeric_mode(self.family.key, params, library.int_list(self.batch_shape))
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(type(self), _instance)

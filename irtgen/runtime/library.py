@@ -143,6 +143,17 @@ def _(family, op, value, params, batch_shape):
     return value.new_empty(out_shape, dtype=_result_dtype(value, *params))
 
 
+@custom_op("irtgen::numeric_mode", mutates_args=())
+def numeric_mode(family: str, params: list[torch.Tensor], batch_shape: list[int]) -> torch.Tensor:
+    """The mode of a family without a closed form (ops.numeric_mode), no gradient."""
+    return ops.numeric_mode(family_of(family), params, torch.Size(batch_shape))
+
+
+@numeric_mode.register_fake
+def _(family, params, batch_shape):
+    return params[0].new_empty(batch_shape)
+
+
 # -- the backward ----------------------------------------------------------------------------
 
 
@@ -279,5 +290,5 @@ def _(info, in_dims, family, params, shape, batch_shape, token):
     )
 
 
-for _op in (reparameterize, elementwise, backward):
+for _op in (reparameterize, elementwise, backward, numeric_mode):
     _op.register_vmap(functools.partial(autograd.vmap_by_loop, _op))

@@ -174,6 +174,31 @@ class _InSupport(torch.autograd.Function):
         return autograd.vmap_by_loop(_InSupport.apply, info, in_dims, *args)
 
 
+class _NumericMode(torch.autograd.Function):
+    """numeric_mode as a function without a gradient, so that torch.func's transforms unwrap
+    its inputs (and vmap runs it per element)."""
+
+    @staticmethod
+    def forward(family, batch_shape, *params):
+        return numeric_mode(family, params, batch_shape)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        return None
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_NumericMode.apply, info, in_dims, *args)
+
+
+def mode(family: Family, params, batch_shape) -> torch.Tensor:
+    return _NumericMode.apply(family, torch.Size(batch_shape), *params)
+
+
 def numeric_mode(family: Family, params, batch_shape) -> torch.Tensor:
     """The mode where the build found no closed form: per batch element, log q at 241 quantiles
     (logits -30 ... 30, so u from 1e-13 to 1 - 1e-13), then 64 bisections of the quantile
