@@ -23,6 +23,7 @@ import irtgen.distributions as ird
 import irtgen.kl
 from irtgen.build import load_spec_file
 from irtgen.derive import derive
+from tests.user_specs import load_spec_text
 
 SPEC_DIR = Path(irtgen.__file__).resolve().parent / "specs"
 SPEC_FILES = sorted(p for p in SPEC_DIR.glob("*.py") if p.name != "__init__.py")
@@ -291,15 +292,7 @@ USER_SPEC = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory):
-    root = tmp_path_factory.mktemp("user_ef")
-    spec = root / "user_ef.py"
-    spec.write_text(USER_SPEC)
-    mp_cache = pytest.MonkeyPatch()
-    mp_cache.setenv("IRTGEN_CACHE_DIR", str(root / "cache"))
-    try:
-        yield irtgen.load(spec)
-    finally:
-        mp_cache.undo()
+    yield from load_spec_text(tmp_path_factory, "user_ef", USER_SPEC)
 
 
 def test_user_families_are_exponential_families(user):

@@ -431,34 +431,13 @@ class _Reparameterize(torch.autograd.Function):
         return autograd.vmap_by_loop(_Reparameterize.apply, info, in_dims, *args)
 
 
-class _LogGammaDraws(torch.autograd.Function):
-    """_log_gamma_draws as a function (no gradient), so that torch.func's transforms unwrap
-    the concentration and vmap follows its ``randomness`` setting."""
-
-    @staticmethod
-    def forward(shape, generator, concentration):
-        return _log_gamma_draws(concentration.to(_WORK), shape, generator)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.mark_non_differentiable(output)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        return None
-
-    @staticmethod
-    def vmap(info, in_dims, shape, generator, concentration):
-        return autograd.vmap_draw(
-            _LogGammaDraws.apply,
-            info,
-            in_dims,
-            concentration.device,
-            generator,
-            shape,
-            generator,
-            concentration,
-        )
+_LogGammaDraws = autograd.without_gradient(
+    lambda shape, generator, concentration: _log_gamma_draws(
+        concentration.to(_WORK), shape, generator
+    ),
+    "LogGammaDraws",
+    draws=lambda shape, generator, concentration: (concentration.device, generator),
+)
 
 
 # -- the distribution ------------------------------------------------------------------------
@@ -508,7 +487,7 @@ class Dirichlet(Distribution):
         shape = self._extended_shape(torch.Size(sample_shape))
         c = self.concentration.detach()
         if generator is not None or library.eager():  # custom ops cannot take a generator
-            return _LogGammaDraws.apply(shape, generator, c)
+            return _LogGammaDraws(shape, generator, c)
         return _sample_op(c, library.int_list(shape), library.rng_token(c.device))
 
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):

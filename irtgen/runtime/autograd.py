@@ -65,3 +65,32 @@ def vmap_draw(apply, info, in_dims, device, generator, *args):
             outs.append(apply(*_select(args, in_dims, b)))
         return torch.stack(outs), 0
     return vmap_by_loop(apply, info, in_dims, *args)
+
+
+def without_gradient(forward, name: str, draws=None):
+    """``forward`` (tensors and other arguments in, one tensor out) as an autograd function
+    whose output has no gradient, so that torch.func's transforms unwrap its inputs before the
+    kernels read them; its vmap rule is vmap_by_loop, or vmap_draw where ``draws`` is given
+    (a function of the arguments giving the (device, generator) the draw consumes). Returns
+    the function's ``apply``."""
+
+    def vmap(info, in_dims, *args):
+        if draws is None:
+            return vmap_by_loop(fn.apply, info, in_dims, *args)
+        device, generator = draws(*args)
+        return vmap_draw(fn.apply, info, in_dims, device, generator, *args)
+
+    fn = type(
+        name,
+        (torch.autograd.Function,),
+        {
+            "__doc__": forward.__doc__,
+            "forward": staticmethod(forward),
+            "setup_context": staticmethod(
+                lambda ctx, inputs, output: ctx.mark_non_differentiable(output)
+            ),
+            "jvp": staticmethod(lambda ctx, *tangents: None),
+            "vmap": staticmethod(vmap),
+        },
+    )
+    return fn.apply

@@ -137,7 +137,7 @@ def all_in_support(family: Family, value: torch.Tensor, params, batch_shape) -> 
     support, by the family's ``in_support`` formula; on the CPU a counting kernel, without an
     output array."""
     if any(_functorch_wrapped(t) for t in (value, *params)):  # under torch.func's transforms
-        return torch._is_all_true(_InSupport.apply(family, batch_shape, value, *params)).item()
+        return torch._is_all_true(_InSupport(family, batch_shape, value, *params)).item()
     value, params, _ = _prepare(value, params, batch_shape)
     flat = launch.flatten(value, params, batch_shape)
     if select_backend(value.device) == "numba":
@@ -151,52 +151,24 @@ def _functorch_wrapped(t) -> bool:
     return isinstance(t, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
-class _InSupport(torch.autograd.Function):
+def _in_support(family, batch_shape, value, *params):
     """The family's in_support formula at ``value`` broadcast against the batch shape (a bool
     tensor): the support check of validation under torch.func's transforms, whose wrapped
     tensors the kernels cannot read directly."""
-
-    @staticmethod
-    def forward(family, batch_shape, value, *params):
-        value, params, _ = _prepare(value, params, batch_shape)
-        return evaluate(family, "in_support", (value, *(p.expand(batch_shape) for p in params)))
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.mark_non_differentiable(output)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        return None
-
-    @staticmethod
-    def vmap(info, in_dims, *args):
-        return autograd.vmap_by_loop(_InSupport.apply, info, in_dims, *args)
+    value, params, _ = _prepare(value, params, batch_shape)
+    return evaluate(family, "in_support", (value, *(p.expand(batch_shape) for p in params)))
 
 
-class _NumericMode(torch.autograd.Function):
-    """numeric_mode as a function without a gradient, so that torch.func's transforms unwrap
-    its inputs (and vmap runs it per element)."""
+_InSupport = autograd.without_gradient(_in_support, "InSupport")
 
-    @staticmethod
-    def forward(family, batch_shape, *params):
-        return numeric_mode(family, params, batch_shape)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.mark_non_differentiable(output)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        return None
-
-    @staticmethod
-    def vmap(info, in_dims, *args):
-        return autograd.vmap_by_loop(_NumericMode.apply, info, in_dims, *args)
+_NumericMode = autograd.without_gradient(
+    lambda family, batch_shape, *params: numeric_mode(family, params, batch_shape), "NumericMode"
+)
 
 
 def mode(family: Family, params, batch_shape) -> torch.Tensor:
-    return _NumericMode.apply(family, torch.Size(batch_shape), *params)
+    return _NumericMode(family, torch.Size(batch_shape), *params)
 
 
 def numeric_mode(family: Family, params, batch_shape) -> torch.Tensor:
@@ -408,41 +380,18 @@ def backward_reduce(family: Family, op: str, value, grad, params, needs, batch_s
 # second are autograd's, through the derivative formulas bound to torch (second_order).
 
 
-class _Draw(torch.autograd.Function):
-    """Draws (no gradient), as a function so that torch.func's transforms unwrap its inputs
-    and vmap follows its ``randomness`` setting (autograd.vmap_draw)."""
-
-    @staticmethod
-    def forward(family, shape, batch_shape, generator, *params):
-        return _draw(family, shape, params, batch_shape, generator)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.mark_non_differentiable(output)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        return None
-
-    @staticmethod
-    def vmap(info, in_dims, family, shape, batch_shape, generator, *params):
-        return autograd.vmap_draw(
-            _Draw.apply,
-            info,
-            in_dims,
-            params[0].device,
-            generator,
-            family,
-            shape,
-            batch_shape,
-            generator,
-            *params,
-        )
+_Draw = autograd.without_gradient(
+    lambda family, shape, batch_shape, generator, *params: _draw(
+        family, shape, params, batch_shape, generator
+    ),
+    "Draw",
+    draws=lambda family, shape, batch_shape, generator, *params: (params[0].device, generator),
+)
 
 
 def draw(family: Family, shape: torch.Size, params, batch_shape, generator=None) -> torch.Tensor:
     """Samples of ``shape`` = sample_shape + batch_shape (no gradient); see _draw."""
-    return _Draw.apply(family, torch.Size(shape), torch.Size(batch_shape), generator, *params)
+    return _Draw(family, torch.Size(shape), torch.Size(batch_shape), generator, *params)
 
 
 class _Backward(torch.autograd.Function):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
-import irtgen
+from tests.user_specs import load_spec_text
 
 SPEC = textwrap.dedent(
     """
@@ -88,15 +88,7 @@ TOL = {torch.float64: 1e-12, torch.float32: 2e-5}
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory):
-    root = tmp_path_factory.mktemp("user")
-    spec = root / "my_families.py"
-    spec.write_text(SPEC)
-    mp_cache = pytest.MonkeyPatch()
-    mp_cache.setenv("IRTGEN_CACHE_DIR", str(root / "cache"))
-    try:
-        yield irtgen.load(spec)
-    finally:
-        mp_cache.undo()
+    yield from load_spec_text(tmp_path_factory, "my_families", SPEC)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])

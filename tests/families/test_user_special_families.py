@@ -15,8 +15,8 @@ import pytest
 import torch
 from scipy import stats
 
-import irtgen
 from tests.families.cases import derivative
+from tests.user_specs import load_spec_text
 
 SPEC = textwrap.dedent(
     """
@@ -83,15 +83,7 @@ TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 @pytest.fixture(scope="module")
 def user(tmp_path_factory):
-    root = tmp_path_factory.mktemp("user_special")
-    spec = root / "special_families.py"
-    spec.write_text(SPEC)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("IRTGEN_CACHE_DIR", str(root / "cache"))
-    try:
-        yield irtgen.load(spec)
-    finally:
-        patch.undo()
+    yield from load_spec_text(tmp_path_factory, "special_families", SPEC)
 
 
 def _points(name, dtype):
