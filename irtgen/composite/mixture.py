@@ -437,7 +437,8 @@ class MixtureSameFamily(_TorchMixture):
     gradients for the component parameters and the mixture's logits or probs.
 
     Args:
-        mixture_distribution: a torch ``Categorical`` (probs or logits) with batch shape B.
+        mixture_distribution: a torch ``Categorical`` (probs or logits) whose batch shape
+            broadcasts with B, as in torch.
         component_distribution: an irtgen distribution with batch shape B + (K,) (univariate
             mixture), or ``Independent(<irtgen distribution>, 1)`` with base batch shape
             B + (K, D) (a mixture of factorized D-dimensional components).
@@ -472,13 +473,19 @@ class MixtureSameFamily(_TorchMixture):
         base = self._base
         return [p.expand(base.batch_shape) for p in base._params]
 
+    def _mixture_param(self, name: str) -> torch.Tensor:
+        """The mixture's probs or logits, broadcast to batch_shape + (K,)."""
+        t = getattr(self.mixture_distribution, name)
+        want = self.batch_shape + t.shape[-1:]
+        return t if t.shape == want else t.expand(want)
+
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Draws: a component index from the mixture weights, then that component's draw."""
         with torch.no_grad():
             return self._draw(torch.Size(sample_shape), generator)
 
     def _draw(self, sample_shape: torch.Size, generator) -> torch.Tensor:
-        probs = self.mixture_distribution.probs
+        probs = self._mixture_param("probs")
         params = self._component_params()
         if generator is not None or library.eager():  # custom ops cannot take a generator
             with torch.no_grad():
@@ -516,7 +523,7 @@ class MixtureSameFamily(_TorchMixture):
         return self._reparameterize(z.detach())
 
     def _reparameterize(self, z: torch.Tensor) -> torch.Tensor:
-        logits = self.mixture_distribution.logits
+        logits = self._mixture_param("logits")
         params = self._component_params()
         if library.eager():
             return _Reparameterize.apply(self._base.family, self._univariate, z, logits, *params)

@@ -598,6 +598,25 @@ def test_sample_shapes_with_batch():
     assert mf.rsample(generator=gen(0)).shape == (2, 4)
 
 
+def test_mixture_batch_that_broadcasts():
+    """Categorical batch shape () with components of batch shape (2, K), which torch accepts:
+    draws and gradients are those of the Categorical expanded to (2,)."""
+    logits = leaf([0.3, -0.5, 1.0])
+    loc = leaf([[-2.0, 0.5, 3.0], [0.0, 1.0, 2.0]])
+    scale = leaf([[0.5, 1.0, 0.3], [1.0, 2.0, 0.5]])
+    m = normal_mix(logits, loc, scale)
+    wide = normal_mix(logits.expand(2, 3), loc, scale)
+    assert m.batch_shape == (2,)
+    z = m.rsample((6,), generator=gen(9))
+    assert torch.equal(z.detach(), wide.sample((6,), generator=gen(9)))
+    leaves = [logits, loc, scale]
+    got = torch.autograd.grad(z.sum(), leaves)
+    want = torch.autograd.grad(wide.reparameterize(z.detach()).sum(), leaves)
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and a.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=0)
+
+
 # -- 5. Triton backend --------------------------------------------------------------------------
 
 
