@@ -780,26 +780,22 @@ def test_draws_agree_across_backends(monkeypatch, gompertz):
 # -- 7. errors ------------------------------------------------------------------------------------
 
 
-def test_torch_components_are_refused():
-    logits = torch.zeros(3)
-    with pytest.raises(TypeError, match=r"torch\.distributions\.normal\.Normal"):
-        MixtureSameFamily(Categorical(logits=logits), td.Normal(torch.zeros(3), torch.ones(3)))
-    with pytest.raises(TypeError, match=r"Independent\(Normal, 1\)"):
-        MixtureSameFamily(
-            Categorical(logits=logits),
-            Independent(td.Normal(torch.zeros(3, 2), torch.ones(3, 2)), 1),
-        )
-
-
-def test_independent_of_two_dims_is_refused():
+def test_independent_of_two_dims_has_no_rsample():
+    """torch takes Independent(<irtgen>, 2) components (event shape (2, 2)); the mixture's
+    implicit gradient needs Independent(<irtgen>, 1): no rsample, and a message naming why."""
     comps = Independent(Normal(torch.zeros(3, 2, 2), torch.ones(3, 2, 2)), 2)
-    with pytest.raises(TypeError, match=r"Independent\(Normal, 2\)"):
-        MixtureSameFamily(Categorical(logits=torch.zeros(3)), comps)
+    m = MixtureSameFamily(Categorical(logits=torch.zeros(3)), comps)
+    assert m.event_shape == (2, 2) and not m.has_rsample
+    assert m.sample((4,)).shape == (4, 2, 2)
+    with pytest.raises(NotImplementedError, match=r"Independent\(Normal, 2\)"):
+        m.rsample()
 
 
 def test_mixture_must_be_categorical():
     comps = Normal(torch.zeros(3), torch.ones(3))
     with pytest.raises(TypeError, match="Categorical"):
+        MixtureSameFamily(td.OneHotCategorical(logits=torch.zeros(3)), comps)
+    with pytest.raises(ValueError, match="Categorical"):  # torch raises ValueError
         MixtureSameFamily(td.OneHotCategorical(logits=torch.zeros(3)), comps)
 
 
