@@ -14,6 +14,7 @@ without rsample must say why.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -526,6 +527,48 @@ def test_mixture_batch_that_broadcasts(kind):
     for a, b in zip(got, want, strict=True):
         assert a.shape == b.shape and a.abs().sum() > 0
         torch.testing.assert_close(a, b, rtol=1e-14, atol=0)
+
+
+# -- 8. torch.compile -----------------------------------------------------------------------------
+
+
+def _compiled_step(logits, low, high, loc, scale, z1, z2):
+    cat = Categorical(logits=logits, validate_args=False)
+    generic = MixtureSameFamily(cat, td.Uniform(low, high, validate_args=False), False)
+    twin = MixtureSameFamily(cat, td.Normal(loc, scale, validate_args=False), False)
+    return generic.reparameterize(z1), twin.reparameterize(z2), generic.rsample((32,))
+
+
+def test_compile_fullgraph():
+    """The torch-code path (torch's Uniform) and the twin path (torch's Normal) under
+    torch.compile(fullgraph=True): reparameterize at fixed points has eager mode's values and
+    gradients, and the compiled rsample's draws lie in the support with the gradients eager
+    reparameterize gives at those draws."""
+    leaves = [
+        tensor([0.3, -0.5, 1.0], True),
+        tensor([-2.0, 0.5, 1.0], True),
+        tensor([1.0, 2.5, 3.5], True),
+        tensor([-1.0, 0.5, 2.0], True),
+        tensor([0.5, 1.0, 0.7], True),
+    ]
+    z1, z2 = tensor([-1.5, 0.0, 1.7, 3.0]), tensor([-2.0, 0.3, 1.1, 4.0])
+    g1, g2 = tensor([1.0, -2.0, 0.5, 3.0]), tensor([0.7, 1.0, -1.5, 2.0])
+    t0 = time.perf_counter()
+    y1, y2, draws = torch.compile(_compiled_step, fullgraph=True)(*leaves, z1, z2)
+    print(f"\ncompile and first call: {time.perf_counter() - t0:.1f} s")
+    e1, e2, _ = _compiled_step(*leaves, z1, z2)
+    assert torch.equal(y1.detach(), z1) and torch.equal(y2.detach(), z2)
+    got = torch.autograd.grad((g1 * y1).sum() + (g2 * y2).sum(), leaves, retain_graph=True)
+    want = torch.autograd.grad((g1 * e1).sum() + (g2 * e2).sum(), leaves)
+    for a, b in zip(got, want, strict=True):
+        assert a.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    assert draws.shape == (32,) and ((draws >= -2.0) & (draws < 3.5)).all()
+    got = torch.autograd.grad(draws.sum(), leaves[:3])
+    eager = MixtureSameFamily(Categorical(logits=leaves[0]), td.Uniform(leaves[1], leaves[2]))
+    want = torch.autograd.grad(eager.reparameterize(draws.detach()).sum(), leaves[:3])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_torch_code_path_logit_of_minus_infinity():
