@@ -1,9 +1,33 @@
-"""Mixtures of generated families with implicit reparameterization gradients.
+"""Mixtures with implicit reparameterization gradients.
 
-``MixtureSameFamily(Categorical(logits=...), components)`` is torch's constructor; the components
-are a generated distribution (univariate mixture) or ``Independent(<generated>, 1)`` (a mixture
-of factorized D-dimensional components). Sampling picks a component and draws from it; the
-gradient of a sample is implicit, from the mixture's CDF, so it is a function of the sample alone.
+``MixtureSameFamily(Categorical(logits=...), components)`` is torch's constructor and takes every
+component torch's does; ``log_prob``, ``cdf``, ``mean``, ``variance``, ``support`` and ``expand``
+are torch's. Sampling picks a component and draws from it; the gradient of a sample is implicit,
+from the mixture's CDF, so it is a function of the sample alone. Per kind of component:
+
+- irtgen's (a generated distribution: a univariate mixture; ``Independent(<generated>, 1)``: a
+  mixture of factorized D-dimensional components): irtgen's kernels below draw and
+  differentiate.
+- torch's of a family irtgen has (Normal, Gamma, Beta, StudentT, ...: ``_TWIN_NAMES``, exact
+  types), or ``Independent(<such>, 1)``: torch's sampler draws (``sample`` is torch's), and the
+  kernels differentiate with irtgen's family on the same parameter tensors, so the gradients
+  reach them, also where torch's cdf has no derivative (Gamma's concentration) or no cdf at
+  all (Beta, StudentT).
+- other univariate continuous torch distributions with a ``cdf`` (Uniform, HalfCauchy, Pareto,
+  a TransformedDistribution with monotone transforms, a user's): torch's sampler draws and
+  ``_implicit_torch`` gives the same implicit gradient in torch code, through autograd of the
+  components' cdf: z - [Σ_k (w_k/q) (F_k - F_k.detach()) + Σ_k (w_k/q)(F_k - F)(log w_k -
+  log w_k.detach())], all factors but F_k and log w_k detached, w_k/q = exp(log w_k - log q)
+  and log q a logsumexp of the components' log_prob. It is as accurate as torch's cdf and its
+  derivatives: the logits' gradient needs F_k - F, to an absolute error of a few ulps of 1, so
+  in the tails it is less accurate than the kernels' (which use survival functions there), and
+  where q(z) is below the dtype's range the gradient is NaN.
+- anything else (multivariate, discrete, no cdf): ``has_rsample`` is False on the instance and
+  ``rsample`` raises NotImplementedError saying why; ``sample`` is torch's.
+
+The gradient is that of the mixture's inverse cdf: where the components' supports leave a gap
+in the mixture's (disjoint Uniforms), the inverse cdf jumps across it and the gradient of an
+expectation misses that jump.
 
 Univariate: F(z) = sum_k w_k F_k(z), q(z) = sum_k w_k q_k(z), w = softmax(logits), and
 
@@ -46,19 +70,24 @@ sees opaque nodes that run exactly the eager code: ``irtgen::mixture_sample`` (t
 and the component's draw; tagged ``nondeterministic_seeded`` and advancing
 ``library.rng_token``, as ``irtgen::sample``), ``irtgen::mixture_reparameterize`` (a copy of z
 whose backward is ``irtgen::mixture_backward``, the gradients above). ``generator=`` cannot pass
-through a custom op: with one, the draw runs eagerly.
+through a custom op: with one, the draw runs eagerly. With torch components the draw is torch's
+sampler and ``_implicit_torch`` is torch code, both traced as they are; torch's samplers take no
+``generator``, so with one they draw from torch's global RNG seeded from it inside
+``torch.random.fork_rng`` (the global stream is left as it was).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from torch.autograd.function import once_differentiable
-from torch.distributions import Categorical, Independent
+from torch.distributions import Categorical, Distribution, Independent, TransformedDistribution
 from torch.distributions import MixtureSameFamily as _TorchMixture
 from torch.library import custom_op
 
+from irtgen.composite.factorized import _global_rng_from
 from irtgen.runtime import launch, library, ops, rng
 from irtgen.runtime.backend import select_backend
 from irtgen.runtime.distribution import GeneratedDistribution
@@ -69,26 +98,176 @@ from irtgen.scalar import random as rnd
 _CHUNK_ELEMENTS = 1 << 20
 
 
-def _components(component_distribution):
-    """(generated base distribution, D or None) of a component distribution, or TypeError."""
-    comp = component_distribution
-    if isinstance(comp, Independent):
-        if comp.reinterpreted_batch_ndims != 1 or not isinstance(
-            comp.base_dist, GeneratedDistribution
-        ):
-            raise TypeError(
-                "MixtureSameFamily: multivariate components must be "
-                "Independent(<irtgen distribution>, 1); got "
-                f"Independent({type(comp.base_dist).__name__}, {comp.reinterpreted_batch_ndims})"
-            )
-        return comp.base_dist, comp.event_shape[0]
-    if isinstance(comp, GeneratedDistribution):
-        return comp, None
-    raise TypeError(
-        "MixtureSameFamily: the components must be an irtgen distribution (built-in or built "
-        "with `irtgen build`) or Independent(<irtgen distribution>, 1); got "
-        f"{type(comp).__module__}.{type(comp).__name__}"
+# torch.distributions classes with an irtgen family of the same name and parameters; their
+# gradients run irtgen's kernels (see the module docstring). Exact types: a subclass may have
+# changed the distribution. Filled on first use (irtgen.distributions imports this module).
+_TWINS: dict[type, type] = {}
+_TWIN_NAMES = (
+    "Beta",
+    "Cauchy",
+    "Chi2",
+    "Exponential",
+    "Gamma",
+    "Gumbel",
+    "HalfNormal",
+    "InverseGamma",
+    "Kumaraswamy",
+    "Laplace",
+    "LogNormal",
+    "Normal",
+    "StudentT",
+    "Weibull",
+)
+
+
+def _twins() -> dict[type, type]:
+    if not _TWINS:
+        import torch.distributions as td
+
+        import irtgen.distributions as irtgen_distributions
+
+        for name in _TWIN_NAMES:
+            _TWINS[getattr(td, name)] = getattr(irtgen_distributions, name)
+    return _TWINS
+
+
+def _twin(dist) -> GeneratedDistribution | None:
+    """The irtgen distribution equal to the torch distribution ``dist``, on the same parameter
+    tensors (so gradients reach them), or None where irtgen has no such family."""
+    cls = _twins().get(type(dist))
+    if cls is None:
+        return None
+    return cls(*(getattr(dist, n) for n in cls.family.param_names), validate_args=False)
+
+
+def _has_cdf(dist) -> bool:
+    """Whether ``dist.cdf`` is implemented (torch's Distribution.cdf raises
+    NotImplementedError; a TransformedDistribution's needs its base's cdf and the transforms'
+    signs)."""
+    if isinstance(dist, TransformedDistribution) and type(dist).cdf is TransformedDistribution.cdf:
+        try:
+            for t in dist.transforms:
+                t.sign  # noqa: B018 (raises NotImplementedError where unknown)
+        except NotImplementedError:
+            return False
+        return _has_cdf(dist.base_dist)
+    return type(dist).cdf is not Distribution.cdf
+
+
+def _is_discrete(dist) -> bool:
+    try:
+        return bool(dist.support.is_discrete)
+    except NotImplementedError:
+        return False
+
+
+def _describe(dist) -> str:
+    if isinstance(dist, Independent):
+        return f"Independent({_describe(dist.base_dist)}, {dist.reinterpreted_batch_ndims})"
+    return type(dist).__name__
+
+
+def _plan(comp):
+    """How a mixture of ``comp`` draws and differentiates: (kind, base, D, why not).
+
+    kind "irtgen": irtgen components, ``base`` the generated distribution (``comp`` or the base
+    of ``Independent(comp, 1)``, then D its event size; D None for univariate) — irtgen's
+    kernels draw and differentiate. "twin": torch components of a family irtgen has, ``base``
+    the irtgen twin on the same tensors — torch draws, irtgen's kernels differentiate.
+    "torch": univariate continuous torch components with a cdf — torch draws, the gradient is
+    the implicit one in torch code (``_implicit_torch``). "none": no rsample, ``why`` says why.
+    """
+    name = _describe(comp)
+    needs = (
+        "implicit reparameterization needs univariate continuous components with a cdf "
+        "(irtgen's or torch's) or Independent(<irtgen distribution>, 1)"
     )
+    if isinstance(comp, GeneratedDistribution):
+        return "irtgen", comp, None, None
+    if isinstance(comp, Independent):
+        base = comp.base_dist
+        if comp.reinterpreted_batch_ndims != 1 or base.event_shape != ():
+            why = f"components {name} have event_shape {tuple(comp.event_shape)}; " + needs
+            return "none", None, None, why
+        D = comp.event_shape[0]
+        if isinstance(base, GeneratedDistribution):
+            return "irtgen", base, D, None
+        twin = _twin(base)
+        if twin is not None:
+            return "twin", twin, D, None
+        why = (
+            f"components {name} are factorized torch distributions; the mixture's "
+            "D-dimensional implicit gradient runs irtgen's kernels, which need an irtgen base "
+            f"distribution or a torch one irtgen has ({', '.join(_TWIN_NAMES)})"
+        )
+        return "none", None, None, why
+    if comp.event_shape != ():
+        why = (
+            f"components {name} are multivariate torch distributions (event_shape "
+            f"{tuple(comp.event_shape)}); " + needs
+        )
+        return "none", None, None, why
+    twin = _twin(comp)
+    if twin is not None:
+        return "twin", twin, None, None
+    if _is_discrete(comp):
+        why = (
+            f"components {name} are discrete (support {type(comp.support).__name__}): the "
+            "samples of a discrete mixture have no gradient with respect to its parameters"
+        )
+        return "none", None, None, why
+    if not _has_cdf(comp):
+        why = f"components {name} have no cdf (torch's {name}.cdf is not implemented); " + needs
+        return "none", None, None, why
+    return "torch", None, None, None
+
+
+class _MixtureArgumentError(TypeError, ValueError):
+    """A bad mixture_distribution: a TypeError, and a ValueError as torch raises."""
+
+
+def _unvalidated(dist):
+    """A shallow copy of ``dist`` (and of the distributions inside it) that does not validate
+    values: the implicit gradient evaluates every component at every sample, also outside that
+    component's support (a mixture of Uniforms)."""
+    if not dist._validate_args and not isinstance(dist, (TransformedDistribution, Independent)):
+        return dist
+    out = copy.copy(dist)
+    out._validate_args = False
+    if isinstance(dist, (TransformedDistribution, Independent)):
+        out.base_dist = _unvalidated(dist.base_dist)
+    return out
+
+
+def _implicit_torch(mixture: MixtureSameFamily, z: torch.Tensor) -> torch.Tensor:
+    """z (shape S + batch_shape, held constant) unchanged in value, with the mixture's implicit
+    gradient dz/dθ = -(∂F/∂θ)/q for univariate torch components.
+
+    Autograd through the components' cdf gives ∂F_k/∂θ_k, scaled by w_k/q = exp(log w_k - log q)
+    with log q = logsumexp_k(log w_k + log q_k); the mixing part is w_k (F_k - F)/q times
+    ∂log w_k by autograd of log_softmax(logits) (Categorical's logits, also where it was given
+    probs, as torch's log_prob and irtgen's kernels), so a logit of -inf or a weight below the
+    dtype's range gives no 0 * inf. Outside a component's support (its ``support`` checks z) its density is 0, its cdf 0 or 1 and its parameters get
+    no gradient: torch's formulas are not evaluated there (a Pareto's cdf and log_prob are
+    finite nonsense below its scale)."""
+    comp = mixture._unvalidated_components
+    zk = z.detach().unsqueeze(-1)  # S + B + (1,), against the components' B + (K,)
+    cdf_k = comp.cdf(zk)
+    log_w = torch.log_softmax(mixture.mixture_distribution.logits, dim=-1)
+    with torch.no_grad():
+        lw = log_w.detach()
+        inside = mixture._inside_components(zk)
+        log_qk = torch.where(inside, comp.log_prob(zk), -math.inf)
+        log_q = torch.logsumexp(lw + log_qk, dim=-1, keepdim=True)
+        w_over_q = torch.exp(lw - log_q)
+        f_k = torch.where(inside, cdf_k.clamp(0.0, 1.0), (cdf_k > 0.5).to(cdf_k.dtype))
+        mixing = w_over_q * (f_k - (torch.exp(lw) * f_k).sum(dim=-1, keepdim=True))
+    # a logit of -inf (a component switched off) has weight 0 and no gradient
+    log_w = torch.where(torch.isfinite(lw), log_w, 0.0)
+    dF = torch.where(inside, w_over_q, 0.0) * (cdf_k - cdf_k.detach())
+    t = dF.sum(dim=-1) + (mixing * (log_w - log_w.detach())).sum(dim=-1)
+    # t is 0 in value; where q(z) = 0 it is NaN, and z stays z (its gradient is then NaN)
+    return z - torch.where(torch.isnan(t), torch.zeros_like(t), t)
 
 
 def _mixture_backward(family: Family, z, logits, params, grad, needs):
@@ -437,48 +616,92 @@ class MixtureSameFamily(_TorchMixture):
     gradients for the component parameters and the mixture's logits or probs.
 
     Args:
-        mixture_distribution: a torch ``Categorical`` (probs or logits) with batch shape B.
-        component_distribution: an irtgen distribution with batch shape B + (K,) (univariate
-            mixture), or ``Independent(<irtgen distribution>, 1)`` with base batch shape
-            B + (K, D) (a mixture of factorized D-dimensional components).
+        mixture_distribution: a torch ``Categorical`` (probs or logits) whose batch shape
+            broadcasts with B, as in torch.
+        component_distribution: any component torch's MixtureSameFamily takes, with batch
+            shape B + (K,). ``log_prob``, ``cdf``, ``mean``, ``variance``, ``support`` and
+            ``expand`` are torch's. Draws and gradients:
+
+            - an irtgen distribution (univariate mixture) or ``Independent(<irtgen>, 1)``
+              (factorized D-dimensional components): irtgen's kernels draw and differentiate;
+            - a torch distribution of a family irtgen has (Normal, Gamma, Beta, StudentT, ...;
+              ``_TWIN_NAMES``), or ``Independent(<such>, 1)``: torch's sampler draws, irtgen's
+              kernels differentiate (the same tensors, so gradients reach them);
+            - another univariate continuous torch distribution with a ``cdf``: torch's sampler
+              draws and the gradient is the implicit one in torch code, through the cdf;
+            - otherwise (multivariate, discrete, no cdf): ``has_rsample`` is False and
+              ``rsample`` raises NotImplementedError saying why; ``sample`` is torch's.
         validate_args: as in torch.
     """
 
-    has_rsample = True
+    has_rsample = True  # per instance: set from the components (_classify)
 
     def __init__(self, mixture_distribution, component_distribution, validate_args=None):
         if not isinstance(mixture_distribution, Categorical):
-            raise TypeError(
+            raise _MixtureArgumentError(
                 "MixtureSameFamily: mixture_distribution must be a torch.distributions.Categorical, "
                 f"got {type(mixture_distribution).__name__}"
             )
-        _components(component_distribution)
         super().__init__(mixture_distribution, component_distribution, validate_args)
+        self._classify()
+
+    def _classify(self) -> None:
+        kind, base, D, why = _plan(self._component_distribution)
+        self._kind, self._kernel_base, self._D, self._why_not = kind, base, D, why
+        self.has_rsample = kind != "none"
+        if kind == "torch":
+            self._unvalidated_components = _unvalidated(self._component_distribution)
+            try:
+                self._component_support = self._component_distribution.support
+            except NotImplementedError:  # a user's distribution may not say
+                self._component_support = None
+
+    def _inside_components(self, zk: torch.Tensor) -> torch.Tensor:
+        """Whether zk (S + B + (1,)) is in each component's support: S + B + (K,)."""
+        if self._component_support is None:
+            return torch.ones(
+                zk.shape[:-1] + self.component_distribution.batch_shape[-1:],
+                dtype=torch.bool,
+                device=zk.device,
+            )
+        return self._component_support.check(zk)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(MixtureSameFamily, _instance)
-        return super().expand(batch_shape, _instance=new)
+        new = super().expand(batch_shape, _instance=new)
+        new._classify()
+        return new
 
     @property
     def _base(self) -> GeneratedDistribution:
-        return _components(self._component_distribution)[0]
+        """The irtgen distribution whose kernels give the gradients (kinds irtgen and twin)."""
+        return self._kernel_base
 
     @property
     def _univariate(self) -> bool:
-        return _components(self._component_distribution)[1] is None
+        return self._D is None
 
     def _component_params(self):
         """The base distribution's parameters, broadcast to its batch shape B + (K,) [+ (D,)]."""
         base = self._base
         return [p.expand(base.batch_shape) for p in base._params]
 
+    def _mixture_param(self, name: str) -> torch.Tensor:
+        """The mixture's probs or logits, broadcast to batch_shape + (K,)."""
+        t = getattr(self.mixture_distribution, name)
+        want = self.batch_shape + t.shape[-1:]
+        return t if t.shape == want else t.expand(want)
+
     def sample(self, sample_shape=(), generator: torch.Generator | None = None):
-        """Draws: a component index from the mixture weights, then that component's draw."""
+        """Draws: a component index from the mixture weights, then that component's draw (by
+        irtgen's kernels for irtgen components, torch's sampler otherwise)."""
         with torch.no_grad():
             return self._draw(torch.Size(sample_shape), generator)
 
     def _draw(self, sample_shape: torch.Size, generator) -> torch.Tensor:
-        probs = self.mixture_distribution.probs
+        if self._kind != "irtgen":
+            return self._torch_draw(sample_shape, generator)
+        probs = self._mixture_param("probs")
         params = self._component_params()
         if generator is not None or library.eager():  # custom ops cannot take a generator
             with torch.no_grad():
@@ -494,20 +717,52 @@ class MixtureSameFamily(_TorchMixture):
             library.rng_token(probs.device),
         )
 
+    def _torch_draw(self, sample_shape: torch.Size, generator) -> torch.Tensor:
+        """torch's MixtureSameFamily.sample; with a generator, from torch's global RNG seeded
+        from it (the global stream is left as it was)."""
+        if generator is not None:
+            with _global_rng_from(generator):
+                return self._torch_draw(sample_shape, None)
+        mix = self.mixture_distribution
+        if mix.batch_shape != self.batch_shape:
+            # torch's sample gathers with the mixture's batch shape: expand it first (the
+            # same draws where torch's sample works at all)
+            mix = mix.expand(self.batch_shape)
+            return _TorchMixture(mix, self.component_distribution, False).sample(sample_shape)
+        return super().sample(sample_shape)
+
     def rsample(self, sample_shape=(), generator: torch.Generator | None = None):
         """Samples of shape sample_shape + batch_shape + event_shape with implicit gradients."""
+        self._check_rsample("rsample")
         with torch.no_grad():
             z = self._draw(torch.Size(sample_shape), generator)
         return self._reparameterize(z)
 
+    def _check_rsample(self, method: str) -> None:
+        if not self.has_rsample:
+            raise NotImplementedError(f"MixtureSameFamily.{method}: {self._why_not}")
+
     def reparameterize(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` unchanged in value, with the mixture's implicit gradient (for draws made
         elsewhere); z must have shape S + batch_shape + event_shape and is held constant."""
-        params = self._component_params()
-        z = torch.as_tensor(z, dtype=params[0].dtype, device=params[0].device)
-        if self._validate_args:
-            self._validate_sample(z)
+        self._check_rsample("reparameterize")
+        if self._kind == "torch":  # as torch's log_prob: a float tensor keeps its dtype
+            like = self.mixture_distribution.logits
+            if not (isinstance(z, torch.Tensor) and z.dtype.is_floating_point):
+                z = torch.as_tensor(z, dtype=like.dtype)
+            z = z.to(like.device)
+        else:
+            like = self._component_params()[0]
+            z = torch.as_tensor(z, dtype=like.dtype, device=like.device)
         want = self.batch_shape + self.event_shape
+        if self._validate_args and z.shape[z.dim() - len(want) :] == want:
+            # a possible draw: inside some component's support (torch's support, for log_prob,
+            # is inside every component's, which a mixture of Uniforms' draws are not)
+            inside = self._component_distribution.support.check(self._pad(z)).any(-1)
+            if not bool(inside.all()):
+                raise ValueError(
+                    f"reparameterize: z has values outside every component's support:\n{z[~inside]}"
+                )
         if z.shape[z.dim() - len(want) :] != want:
             raise ValueError(
                 f"reparameterize: z of shape {tuple(z.shape)} does not end in batch_shape + "
@@ -516,7 +771,9 @@ class MixtureSameFamily(_TorchMixture):
         return self._reparameterize(z.detach())
 
     def _reparameterize(self, z: torch.Tensor) -> torch.Tensor:
-        logits = self.mixture_distribution.logits
+        if self._kind == "torch":
+            return _implicit_torch(self, z)
+        logits = self._mixture_param("logits")
         params = self._component_params()
         if library.eager():
             return _Reparameterize.apply(self._base.family, self._univariate, z, logits, *params)

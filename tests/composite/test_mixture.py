@@ -598,6 +598,25 @@ def test_sample_shapes_with_batch():
     assert mf.rsample(generator=gen(0)).shape == (2, 4)
 
 
+def test_mixture_batch_that_broadcasts():
+    """Categorical batch shape () with components of batch shape (2, K), which torch accepts:
+    draws and gradients are those of the Categorical expanded to (2,)."""
+    logits = leaf([0.3, -0.5, 1.0])
+    loc = leaf([[-2.0, 0.5, 3.0], [0.0, 1.0, 2.0]])
+    scale = leaf([[0.5, 1.0, 0.3], [1.0, 2.0, 0.5]])
+    m = normal_mix(logits, loc, scale)
+    wide = normal_mix(logits.expand(2, 3), loc, scale)
+    assert m.batch_shape == (2,)
+    z = m.rsample((6,), generator=gen(9))
+    assert torch.equal(z.detach(), wide.sample((6,), generator=gen(9)))
+    leaves = [logits, loc, scale]
+    got = torch.autograd.grad(z.sum(), leaves)
+    want = torch.autograd.grad(wide.reparameterize(z.detach()).sum(), leaves)
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and a.abs().sum() > 0
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=0)
+
+
 # -- 5. Triton backend --------------------------------------------------------------------------
 
 
@@ -761,26 +780,22 @@ def test_draws_agree_across_backends(monkeypatch, gompertz):
 # -- 7. errors ------------------------------------------------------------------------------------
 
 
-def test_torch_components_are_refused():
-    logits = torch.zeros(3)
-    with pytest.raises(TypeError, match=r"torch\.distributions\.normal\.Normal"):
-        MixtureSameFamily(Categorical(logits=logits), td.Normal(torch.zeros(3), torch.ones(3)))
-    with pytest.raises(TypeError, match=r"Independent\(Normal, 1\)"):
-        MixtureSameFamily(
-            Categorical(logits=logits),
-            Independent(td.Normal(torch.zeros(3, 2), torch.ones(3, 2)), 1),
-        )
-
-
-def test_independent_of_two_dims_is_refused():
+def test_independent_of_two_dims_has_no_rsample():
+    """torch takes Independent(<irtgen>, 2) components (event shape (2, 2)); the mixture's
+    implicit gradient needs Independent(<irtgen>, 1): no rsample, and a message naming why."""
     comps = Independent(Normal(torch.zeros(3, 2, 2), torch.ones(3, 2, 2)), 2)
-    with pytest.raises(TypeError, match=r"Independent\(Normal, 2\)"):
-        MixtureSameFamily(Categorical(logits=torch.zeros(3)), comps)
+    m = MixtureSameFamily(Categorical(logits=torch.zeros(3)), comps)
+    assert m.event_shape == (2, 2) and not m.has_rsample
+    assert m.sample((4,)).shape == (4, 2, 2)
+    with pytest.raises(NotImplementedError, match=r"Independent\(Normal, 2\)"):
+        m.rsample()
 
 
 def test_mixture_must_be_categorical():
     comps = Normal(torch.zeros(3), torch.ones(3))
     with pytest.raises(TypeError, match="Categorical"):
+        MixtureSameFamily(td.OneHotCategorical(logits=torch.zeros(3)), comps)
+    with pytest.raises(ValueError, match="Categorical"):  # torch raises ValueError
         MixtureSameFamily(td.OneHotCategorical(logits=torch.zeros(3)), comps)
 
 
