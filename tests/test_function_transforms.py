@@ -269,3 +269,102 @@ def test_jit_trace_of_rsample_draws_anew_and_differentiates():
     torch.testing.assert_close(grads, torch.autograd.grad(z_eager.square().sum(), (loc, scale)))
     traced_dirichlet = torch.jit.trace(lambda c: Dirichlet(c).rsample((2,)), (t(1.0, 2.0, 3.0),))
     torch.testing.assert_close(traced_dirichlet(t(1.0, 2.0, 3.0)).sum(-1), torch.ones(2, dtype=D))
+
+
+# -- MixtureSameFamily -------------------------------------------------------------------------
+
+
+def _mixture(p, components):
+    from torch.distributions import Categorical
+
+    from irtgen.distributions import MixtureSameFamily
+
+    logits, loc = p[:2], p[2:]
+    if components == "irtgen":
+        return MixtureSameFamily(Categorical(logits=logits), Normal(loc, t(1.0, 2.0)))
+    # a torch class irtgen does not ship (the torch-code gradient), with a density that is
+    # not constant (its derivative in z enters the second derivative of a draw)
+    comp = td.HalfCauchy(loc.exp(), validate_args=False)
+    return MixtureSameFamily(Categorical(logits=logits), comp, validate_args=False)
+
+
+def _mixture_loss(p, components, z=None):
+    z = t(0.3, 0.9, 1.5) if z is None else z
+    return _mixture(p, components).reparameterize(z).pow(3).sum()
+
+
+def _draws_at(p, components, u):
+    """The mixture's draws at uniforms u (its cdf inverted by bisection in float64)."""
+    m = _mixture(p.detach(), components)
+    lo, hi = torch.zeros_like(u), torch.full_like(u, 1e3)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        below = m.cdf(mid) < u
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize("components", ["irtgen", "torch"])
+def test_mixture_under_func_grad_and_vmap(components):
+    p = t(0.1, -0.2, 0.0, 0.5)
+    x = p.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(_mixture_loss(x, components), x)
+    torch.testing.assert_close(torch.func.grad(_mixture_loss)(p, components), expected)
+    per_example = torch.func.vmap(torch.func.grad(_mixture_loss), in_dims=(0, None))(
+        torch.stack([p, 2 * p]), components
+    )
+    torch.testing.assert_close(per_example[0], expected)
+
+
+def test_mixture_second_derivatives():
+    """irtgen components: first order, with errors that say so; torch components (torch code,
+    two Newton steps): the Hessian of a loss of draws equals central differences of its
+    gradient."""
+    p = t(0.1, -0.2, 0.0, 0.5)
+    x = p.clone().requires_grad_()
+    (g,) = torch.autograd.grad(_mixture_loss(x, "irtgen"), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="MixtureSameFamily has first derivatives only"):
+        torch.autograd.grad(g.sum(), x)
+    with pytest.raises(RuntimeError, match="forward mode .* is not available"):
+        torch.func.hessian(_mixture_loss)(p, "irtgen")
+    # draws that move with the parameters: z(θ) = F^-1(u; θ) at the uniforms of the draws at p
+    z = t(0.3, 0.9, 1.5)
+    u = _mixture(p, "torch").cdf(z)
+    hess = torch.func.hessian(_mixture_loss)(p, "torch", z)
+
+    def moving(q):
+        return _mixture_loss(q, "torch", _draws_at(q, "torch", u))
+
+    torch.testing.assert_close(hess, _central_second(moving, p), rtol=1e-6, atol=1e-7)
+    (g,) = torch.autograd.grad(_mixture_loss(x, "torch", z), x, create_graph=True)
+    rows = torch.stack([torch.autograd.grad(g[i], x, retain_graph=True)[0] for i in range(4)])
+    torch.testing.assert_close(rows, hess)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_mixture_rsample_under_vmap_and_jit_trace():
+    from torch.distributions import Categorical
+
+    from irtgen.distributions import MixtureSameFamily
+
+    def draw(logits):
+        return MixtureSameFamily(
+            Categorical(logits=logits), Normal(t(0.0, 5.0), t(1.0, 1.0))
+        ).rsample((2,))
+
+    logits = t(0.3, -0.3)
+    batched = torch.func.vmap(draw, randomness="different")(torch.stack([logits] * 3))
+    assert batched.shape == (3, 2) and torch.isfinite(batched).all()
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        torch.func.vmap(draw)(torch.stack([logits] * 3))
+    traced = torch.jit.trace(draw, (logits,), check_trace=False)
+    assert "irtgen::mixture_sample" in str(traced.graph)
+    x = logits.clone().requires_grad_()
+    torch.manual_seed(2)
+    z = traced(x)
+    torch.manual_seed(2)
+    z_eager = draw(x)
+    torch.testing.assert_close(z, z_eager)
+    torch.testing.assert_close(
+        torch.autograd.grad(z.sum(), x), torch.autograd.grad(z_eager.sum(), x)
+    )

@@ -363,6 +363,12 @@ def _backward_reparameterize(ctx, grad):
 _reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
 
 
+_NO_JVP = (
+    "irtgen: Dirichlet has reverse-mode derivatives only (the fused backward); forward mode "
+    "(torch.func.jvp, jacfwd, hessian) is not available: use vjp or jacrev"
+)
+
+
 class _Backward(torch.autograd.Function):
     """_backward as a function: the kernels see unwrapped tensors under torch.func's
     transforms; first order (its own backward is an error that says so)."""
@@ -406,6 +412,10 @@ class _Normalize(torch.autograd.Function):
         return None, None, _Backward.apply(ctx.estimator, logg, grad, concentration)
 
     @staticmethod
+    def jvp(ctx, *tangents):
+        raise RuntimeError(_NO_JVP)
+
+    @staticmethod
     def vmap(info, in_dims, *args):
         return autograd.vmap_by_loop(_Normalize.apply, info, in_dims, *args)
 
@@ -425,6 +435,10 @@ class _Reparameterize(torch.autograd.Function):
     def backward(ctx, grad):
         z, concentration = ctx.saved_tensors
         return None, _Backward.apply("simplex", z, grad, concentration)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise RuntimeError(_NO_JVP)
 
     @staticmethod
     def vmap(info, in_dims, *args):

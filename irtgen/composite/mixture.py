@@ -79,16 +79,16 @@ sampler and ``_implicit_torch`` is torch code, both traced as they are; torch's 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import torch
-from torch.autograd.function import once_differentiable
 from torch.distributions import Categorical, Distribution, Independent, TransformedDistribution
 from torch.distributions import MixtureSameFamily as _TorchMixture
 from torch.library import custom_op
 
 from irtgen.composite.factorized import _global_rng_from
-from irtgen.runtime import launch, library, ops, rng
+from irtgen.runtime import autograd, launch, library, ops, rng
 from irtgen.runtime.backend import select_backend
 from irtgen.runtime.distribution import GeneratedDistribution
 from irtgen.runtime.family import Family
@@ -241,33 +241,40 @@ def _unvalidated(dist):
 
 def _implicit_torch(mixture: MixtureSameFamily, z: torch.Tensor) -> torch.Tensor:
     """z (shape S + batch_shape, held constant) unchanged in value, with the mixture's implicit
-    gradient dz/dθ = -(∂F/∂θ)/q for univariate torch components.
+    gradient dz/dθ = -(∂F/∂θ)/q for univariate torch components, in torch code.
 
-    Autograd through the components' cdf gives ∂F_k/∂θ_k, scaled by w_k/q = exp(log w_k - log q)
-    with log q = logsumexp_k(log w_k + log q_k); the mixing part is w_k (F_k - F)/q times
-    ∂log w_k by autograd of log_softmax(logits) (Categorical's logits, also where it was given
-    probs, as torch's log_prob and irtgen's kernels), so a logit of -inf or a weight below the
-    dtype's range gives no 0 * inf. Outside a component's support (its ``support`` checks z) its density is 0, its cdf 0 or 1 and its parameters get
+    Two Newton steps for F(z, θ) = F(z̄, θ̄) from the draw z̄, each z - (F(z, θ) - F(z̄, θ̄))/q(z, θ)
+    with F = Σ_k w_k F_k and log q = logsumexp_k(log w_k + log q_k) (w = softmax of
+    Categorical's logits, also where it was given probs): both steps are 0 in value, and
+    autograd through them gives -(∂F/∂θ)/q, with the first derivative of dz/dθ exact as well
+    (the second step's error is of fourth order in the parameters' change), so second
+    derivatives (create_graph=True, torch.func.hessian) are right too. Outside a component's
+    support (its ``support`` checks z) its density is 0, its cdf 0 or 1 and its parameters get
     no gradient: torch's formulas are not evaluated there (a Pareto's cdf and log_prob are
-    finite nonsense below its scale)."""
+    finite nonsense below its scale). A logit of -inf (a component switched off) has weight 0
+    and no gradient; where q(z) = 0 the step is 0 (z's gradient is then 0)."""
     comp = mixture._unvalidated_components
-    zk = z.detach().unsqueeze(-1)  # S + B + (1,), against the components' B + (K,)
-    cdf_k = comp.cdf(zk)
+    z0 = z.detach()
     log_w = torch.log_softmax(mixture.mixture_distribution.logits, dim=-1)
-    with torch.no_grad():
-        lw = log_w.detach()
-        inside = mixture._inside_components(zk)
-        log_qk = torch.where(inside, comp.log_prob(zk), -math.inf)
-        log_q = torch.logsumexp(lw + log_qk, dim=-1, keepdim=True)
-        w_over_q = torch.exp(lw - log_q)
-        f_k = torch.where(inside, cdf_k.clamp(0.0, 1.0), (cdf_k > 0.5).to(cdf_k.dtype))
-        mixing = w_over_q * (f_k - (torch.exp(lw) * f_k).sum(dim=-1, keepdim=True))
-    # a logit of -inf (a component switched off) has weight 0 and no gradient
-    log_w = torch.where(torch.isfinite(lw), log_w, 0.0)
-    dF = torch.where(inside, w_over_q, 0.0) * (cdf_k - cdf_k.detach())
-    t = dF.sum(dim=-1) + (mixing * (log_w - log_w.detach())).sum(dim=-1)
-    # t is 0 in value; where q(z) = 0 it is NaN, and z stays z (its gradient is then NaN)
-    return z - torch.where(torch.isnan(t), torch.zeros_like(t), t)
+    log_w = torch.where(torch.isfinite(log_w.detach()), log_w, -math.inf)
+
+    def cdf_and_log_q(x):
+        xk = x.unsqueeze(-1)  # S + B + (1,), against the components' B + (K,)
+        inside = mixture._inside_components(xk.detach())
+        cdf_k = comp.cdf(xk)
+        cdf_k = torch.where(inside, cdf_k.clamp(0.0, 1.0), (cdf_k.detach() > 0.5).to(cdf_k.dtype))
+        log_qk = torch.where(inside, comp.log_prob(xk), -math.inf)
+        cdf = (torch.exp(log_w) * cdf_k).sum(dim=-1)
+        return cdf, torch.logsumexp(log_w + log_qk, dim=-1)
+
+    def step(x, cdf, log_q, target):
+        shift = (cdf - target) * torch.exp(-log_q)
+        return x - torch.where(torch.isfinite(log_q.detach()), shift, 0.0)
+
+    cdf0, log_q0 = cdf_and_log_q(z0)
+    target = cdf0.detach()
+    z1 = step(z0, cdf0, log_q0, target)
+    return step(z1, *cdf_and_log_q(z1), target)
 
 
 def _mixture_backward(family: Family, z, logits, params, grad, needs):
@@ -590,25 +597,102 @@ def _backward_reparameterize(ctx, grad):
 _reparameterize_op.register_autograd(_backward_reparameterize, setup_context=_setup_reparameterize)
 
 
+def _backward_backward(ctx, grads):
+    raise RuntimeError(_FIRST_ORDER)
+
+
+_backward_op.register_autograd(_backward_backward, setup_context=lambda ctx, inputs, output: None)
+_reparameterize_op.register_vmap(functools.partial(autograd.vmap_by_loop, _reparameterize_op))
+_backward_op.register_vmap(functools.partial(autograd.vmap_by_loop, _backward_op))
+
+
+@_sample_op.register_vmap
+def _(info, in_dims, family, univariate, probs, params, sample_shape, token):
+    args = (family, univariate, probs, params, sample_shape, token)
+    return autograd.vmap_draw(_sample_op, info, in_dims, probs.device, None, *args)
+
+
+class _Backward(torch.autograd.Function):
+    """_reparameterize_backward as a function, so that the kernels see unwrapped tensors under
+    torch.func's transforms: (grad logits, *grad params), empty where not needed. First order:
+    its own backward is an error that says so."""
+
+    @staticmethod
+    def forward(family, univariate, needs, z, grad, logits, *params):
+        g_logits, g_params = _reparameterize_backward(
+            family, univariate, z, grad, logits, params, list(needs)
+        )
+        empty = z.new_empty(0)
+        return (g_logits if g_logits is not None else empty,) + tuple(
+            g if g is not None else empty for g in g_params
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(_FIRST_ORDER)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Backward.apply, info, in_dims, *args)
+
+
+_FIRST_ORDER = (
+    "irtgen: MixtureSameFamily has first derivatives only; a gradient of its gradient "
+    "(create_graph=True, torch.func.hessian) is not available"
+)
+_NO_JVP = (
+    "irtgen: MixtureSameFamily has reverse-mode derivatives only (the fused backward); "
+    "forward mode (torch.func.jvp, jacfwd, hessian) is not available: use vjp or jacrev"
+)
+
+
 class _Reparameterize(torch.autograd.Function):
     """``irtgen::mixture_reparameterize`` for eager calls (library.eager): z itself (a view, no
     copy) with the same backward."""
 
     @staticmethod
-    def forward(ctx, family, univariate, z, logits, *params):
-        ctx.family, ctx.univariate = family, univariate
-        ctx.save_for_backward(z, logits, *params)
+    def forward(family, univariate, z, logits, *params):
         return z.view_as(z)
 
     @staticmethod
-    @once_differentiable
+    def setup_context(ctx, inputs, output):
+        family, univariate, z, logits, *params = inputs
+        ctx.family, ctx.univariate = family, univariate
+        ctx.save_for_backward(z, logits, *params)
+
+    @staticmethod
     def backward(ctx, grad):
         z, logits, *params = ctx.saved_tensors
-        needs = list(ctx.needs_input_grad[3:])
-        g_logits, g_params = _reparameterize_backward(
-            ctx.family, ctx.univariate, z, grad, logits, params, needs
-        )
-        return (None, None, None, g_logits, *g_params)
+        needs = tuple(ctx.needs_input_grad[3:])
+        if not any(needs):
+            return (None,) * (4 + len(params))
+        out = _Backward.apply(ctx.family, ctx.univariate, needs, z, grad, logits, *params)
+        grads = [g if n else None for g, n in zip(out, needs, strict=True)]
+        return (None, None, None, *grads)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise RuntimeError(_NO_JVP)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_Reparameterize.apply, info, in_dims, *args)
+
+
+_Draw = autograd.without_gradient(
+    lambda family, univariate, sample_shape, generator, probs, *params: _draw(
+        family, univariate, probs, list(params), sample_shape, generator
+    ),
+    "MixtureDraw",
+    draws=lambda family, univariate, sample_shape, generator, probs, *params: (
+        probs.device,
+        generator,
+    ),
+)
 
 
 class MixtureSameFamily(_TorchMixture):
@@ -704,16 +788,14 @@ class MixtureSameFamily(_TorchMixture):
         probs = self._mixture_param("probs")
         params = self._component_params()
         if generator is not None or library.eager():  # custom ops cannot take a generator
-            with torch.no_grad():
-                return _draw(
-                    self._base.family, self._univariate, probs, params, sample_shape, generator
-                )
+            family, univariate = self._base.family, self._univariate
+            return _Draw(family, univariate, sample_shape, generator, probs, *params)
         return _sample_op(
             self._base.family.key,
             self._univariate,
             probs.detach(),
             [p.detach() for p in params],
-            list(sample_shape),
+            library.int_list(sample_shape),
             library.rng_token(probs.device),
         )
 
@@ -759,7 +841,7 @@ class MixtureSameFamily(_TorchMixture):
             # a possible draw: inside some component's support (torch's support, for log_prob,
             # is inside every component's, which a mixture of Uniforms' draws are not)
             inside = self._component_distribution.support.check(self._pad(z)).any(-1)
-            if not bool(inside.all()):
+            if not torch._is_all_true(inside):
                 raise ValueError(
                     f"reparameterize: z has values outside every component's support:\n{z[~inside]}"
                 )
