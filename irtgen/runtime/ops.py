@@ -15,6 +15,12 @@ cdf(x)             ∂F/∂θ and q; zero outside the support
 
 Gradients are reduced over sample dimensions inside the backward (kernel or torch code) to the
 batch shape; autograd's expand backward takes them on to each parameter's own shape.
+
+The autograd functions below are in torch.func's form (irtgen.runtime.autograd): the first
+derivatives are the kernels' (``_Backward``), forward mode evaluates the same formulas per
+element (``_Derivatives``), and second derivatives are autograd's through the formulas bound to
+torch (irtgen.compilers.bind.torch_function; ``second_order``), refused by name where a formula
+branches per element.
 """
 
 from __future__ import annotations
