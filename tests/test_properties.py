@@ -173,9 +173,10 @@ def _others_sum(x: np.ndarray) -> np.ndarray:
 
 def _beta_cdf_da(a, b, x, x1):
     """∂I_x(a, b)/∂a (numpy float64 arrays) from scipy's incomplete beta, an implementation
-    independent of irtgen's: a fourth-order central difference with h = 1e-3 a, of I_x(a, b) or
-    of its complement (whichever is smaller; scipy computes each directly), each evaluated from
-    the smaller of x and x1 = 1 − x (given separately, with its digits)."""
+    independent of irtgen's: a fourth-order central difference with h = 1e-3 min(a, √a) (I
+    varies on the scale of a for small a, of √a for large a), of I_x(a, b) or of its complement
+    (whichever is smaller; scipy computes each directly), each evaluated from the smaller of x
+    and x1 = 1 − x (given separately, with its digits)."""
     small_x = x <= x1
 
     def lower(s):  # I_x(s, b)
@@ -189,7 +190,7 @@ def _beta_cdf_da(a, b, x, x1):
     def value(s):  # I_x(s, b) up to a constant where the complement is differenced
         return np.where(use_lower, lower(s), -upper(s))
 
-    h = 1e-3 * a
+    h = 1e-3 * np.minimum(a, np.sqrt(a))
     return (-value(a + 2 * h) + 8 * value(a + h) - 8 * value(a - h) + value(a - 2 * h)) / (12 * h)
 
 
