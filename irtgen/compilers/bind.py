@@ -25,7 +25,10 @@ from pathlib import Path
 from irtgen.scalar.source import ScalarFunction
 
 _LOCK = threading.RLock()
-_COMPILED: dict[tuple, object] = {}  # (compiler, id(function), tag) -> compiled function
+# (compiler, function, tag) -> compiled function. Keyed by the function object itself, which the
+# key keeps alive: an id() could be reused by a later function once the first is collected (a
+# test's local function), and that one would then be given the stale compiled form
+_COMPILED: dict[tuple, object] = {}
 _PROXIES: dict[tuple[str, str], types.ModuleType] = {}
 _ORIGIN: dict[int, ScalarFunction] = {}  # id(bound Python function) -> its scalar function
 
@@ -112,7 +115,7 @@ def origin(fn) -> ScalarFunction:
 
 
 def _compile(sf: ScalarFunction, compiler: str):
-    key = (compiler, id(sf.fn), sf.tag)
+    key = (compiler, sf.fn, sf.tag)
     with _LOCK:
         out = _COMPILED.get(key)
         if out is None:
@@ -270,7 +273,7 @@ def torch_function(sf: ScalarFunction):
     loops, calling the result raises torch_tl.SecondOrderUnavailable, naming that function."""
     from irtgen.compilers import torch_tl
 
-    key = ("torch", id(sf.fn), sf.tag)
+    key = ("torch", sf.fn, sf.tag)
     with _LOCK:
         out = _COMPILED.get(key)
         if out is not None:
