@@ -34,15 +34,3 @@ def backend(request, monkeypatch):
     """Run the test once per backend (IRTGEN_BACKEND is read at every call)."""
     monkeypatch.setenv("IRTGEN_BACKEND", request.param)
     return request.param
-
-
-@pytest.fixture(autouse=True)
-def _torch_default_validation():
-    """Every test starts with torch.distributions' default validation on. torch.compile's first
-    use turns it off for the whole process (torch._dynamo patches
-    ``Distribution.set_default_validate_args(False)``), so without this a test that expects a
-    ValueError would pass or fail depending on whether a compiled test ran before it."""
-    import torch
-
-    torch.distributions.Distribution.set_default_validate_args(True)
-    yield
