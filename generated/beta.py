@@ -11,6 +11,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(116 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula                float64 max / median    float32 max / median
+    cdf                    2.7e-15 / 5.6e-17       5.4e-08 / 9.2e-09
+    sf                     3.3e-15 / 3.1e-17       4.4e-08 / 1.3e-08
+    log_prob               3.1e-15 / 1.0e-16       5.2e-08 / 1.9e-08
+    icdf                   2.3e-15 / 1.5e-16       4.7e-08 / 2.0e-08
+    dz/dconcentration1     1.1e-15 / 7.8e-17       5.7e-08 / 2.4e-08
+    dz/dconcentration0     2.9e-15 / 1.0e-16       5.5e-08 / 2.2e-08
+    dlogq/dconcentration1  2.6e-15 / 9.9e-17       4.7e-08 / 2.8e-08
+    dlogq/dconcentration0  5.6e-15 / 2.0e-16       5.2e-08 / 2.2e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

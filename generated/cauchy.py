@@ -10,6 +10,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(144 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           1.1e-05 / 1.1e-16       5.0e-01 / 6.0e-08
+    sf            2.8e-11 / 2.2e-17       2.5e-01 / 4.6e-08
+    log_prob      7.5e-16 / 5.7e-17       1.9e-07 / 2.2e-08
+    icdf          7.1e-06 / 5.7e-17       5.0e-01 / 2.3e-08
+    dz/dloc       0 / 0                   0 / 0
+    dz/dscale     7.5e-17 / 1.8e-17       7.2e-08 / 1.1e-08
+    dlogq/dloc    2.5e-16 / 6.0e-17       9.5e-08 / 2.8e-08
+    dlogq/dscale  2.6e-16 / 2.1e-17       8.0e-08 / 2.2e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

@@ -11,6 +11,18 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 5 parameter values
+(84 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula    float64 max / median    float32 max / median
+    cdf        2.1e-15 / 3.3e-17       5.4e-08 / 3.1e-09
+    sf         3.4e-15 / 9.7e-17       5.8e-08 / 1.3e-08
+    log_prob   4.1e-16 / 6.4e-17       5.2e-08 / 2.4e-08
+    icdf       1.9e-15 / 2.2e-16       5.4e-08 / 1.8e-08
+    dz/ddf     2.0e-15 / 1.7e-16       5.1e-08 / 2.0e-08
+    dlogq/ddf  6.4e-16 / 4.5e-17       5.4e-08 / 2.5e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

@@ -10,6 +10,18 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 5 parameter values
+(90 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula      float64 max / median    float32 max / median
+    cdf          2.0e-16 / 1.3e-17       8.2e-08 / 3.6e-09
+    sf           1.8e-15 / 2.9e-17       5.4e-07 / 1.9e-08
+    log_prob     1.8e-16 / 3.5e-17       7.4e-08 / 1.5e-08
+    icdf         1.5e-16 / 3.7e-17       1.2e-07 / 2.5e-08
+    dz/drate     1.0e-16 / 3.7e-17       7.6e-08 / 2.5e-08
+    dlogq/drate  1.8e-16 / 3.1e-17       1.7e-07 / 2.2e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

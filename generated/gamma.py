@@ -11,6 +11,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(135 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula               float64 max / median    float32 max / median
+    cdf                   2.2e-15 / 1.2e-17       5.7e-08 / 5.4e-09
+    sf                    2.6e-15 / 4.3e-17       5.7e-08 / 1.3e-08
+    log_prob              8.6e-16 / 6.7e-17       5.3e-08 / 1.7e-08
+    icdf                  2.7e-15 / 9.8e-17       5.2e-08 / 1.4e-08
+    dz/dconcentration     2.0e-15 / 1.7e-16       5.4e-08 / 2.1e-08
+    dz/drate              1.0e-16 / 2.3e-17       4.8e-08 / 1.8e-08
+    dlogq/dconcentration  1.6e-15 / 5.6e-17       5.2e-08 / 1.8e-08
+    dlogq/drate           1.6e-16 / 1.7e-17       5.5e-08 / 3.8e-09
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

@@ -10,6 +10,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(144 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           3.1e-15 / 2.5e-17       1.3e-06 / 9.6e-09
+    sf            1.6e-15 / 3.8e-17       8.0e-07 / 2.1e-08
+    log_prob      6.7e-16 / 7.2e-17       3.0e-07 / 3.4e-08
+    icdf          4.0e-16 / 5.1e-17       2.8e-07 / 2.2e-08
+    dz/dloc       0 / 0                   0 / 0
+    dz/dscale     1.3e-16 / 2.1e-17       9.9e-08 / 2.2e-08
+    dlogq/dloc    3.5e-16 / 6.7e-17       3.2e-07 / 3.9e-08
+    dlogq/dscale  3.3e-15 / 7.3e-17       1.4e-06 / 4.5e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

@@ -10,6 +10,18 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 5 parameter values
+(90 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           1.1e-16 / 1.6e-17       7.3e-08 / 8.9e-09
+    sf            2.3e-16 / 2.2e-17       9.8e-08 / 1.3e-08
+    log_prob      2.6e-16 / 2.9e-17       1.1e-07 / 1.3e-08
+    icdf          4.4e-05 / 4.3e-16       inf / 3.2e-07
+    dz/dscale     1.1e-16 / 9.7e-18       5.9e-08 / 7.2e-09
+    dlogq/dscale  4.0e-16 / 2.4e-17       1.7e-07 / 1.8e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

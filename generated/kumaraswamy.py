@@ -10,6 +10,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(115 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula                float64 max / median    float32 max / median
+    cdf                    3.1e-15 / 2.7e-17       1.0e-06 / 2.5e-08
+    sf                     3.5e-15 / 8.1e-17       1.1e-06 / 2.5e-08
+    log_prob               4.9e-16 / 7.2e-17       7.9e-07 / 2.1e-08
+    icdf                   3.1e-15 / 5.0e-17       2.2e-06 / 2.2e-08
+    dz/dconcentration1     2.0e-16 / 4.9e-17       1.5e-07 / 4.4e-08
+    dz/dconcentration0     2.9e-15 / 1.4e-16       1.5e-06 / 7.6e-08
+    dlogq/dconcentration1  3.0e-15 / 6.2e-17       2.5e-06 / 3.7e-08
+    dlogq/dconcentration0  6.1e-16 / 3.8e-17       6.4e-07 / 2.7e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

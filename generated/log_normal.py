@@ -10,6 +10,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(144 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           3.2e-15 / 7.6e-18       8.5e-07 / 5.6e-09
+    sf            2.8e-15 / 2.9e-17       1.5e-06 / 2.0e-08
+    log_prob      1.1e-15 / 7.0e-17       4.4e-07 / 3.6e-08
+    icdf          2.6e-15 / 4.4e-17       1.8e-06 / 2.0e-08
+    dz/dloc       0 / 0                   0 / 0
+    dz/dscale     2.3e-16 / 3.2e-17       1.1e-07 / 2.2e-08
+    dlogq/dloc    1.9e-16 / 3.8e-17       9.5e-08 / 2.3e-08
+    dlogq/dscale  8.0e-16 / 5.4e-17       3.8e-07 / 3.9e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

@@ -10,6 +10,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(144 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           2.5e-15 / 1.1e-16       8.3e-07 / 6.0e-08
+    sf            9.5e-16 / 8.9e-17       8.2e-07 / 3.7e-08
+    log_prob      8.1e-16 / 5.6e-17       1.8e-07 / 1.9e-08
+    icdf          3.2e-16 / 4.7e-17       9.5e-08 / 2.9e-08
+    dz/dloc       0 / 0                   0 / 0
+    dz/dscale     2.0e-16 / 3.5e-17       9.9e-08 / 2.3e-08
+    dlogq/dloc    3.4e-16 / 5.3e-17       1.5e-07 / 5.2e-08
+    dlogq/dscale  9.5e-16 / 9.9e-17       4.1e-07 / 7.2e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

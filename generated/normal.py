@@ -11,6 +11,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(144 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           3.0e-15 / 5.6e-18       1.4e-06 / 1.1e-08
+    sf            2.9e-15 / 2.9e-17       1.3e-06 / 1.7e-08
+    log_prob      7.8e-16 / 6.1e-17       1.9e-07 / 3.7e-08
+    icdf          1.0e-15 / 4.4e-17       4.2e-07 / 1.8e-08
+    dz/dloc       0 / 0                   0 / 0
+    dz/dscale     9.3e-17 / 2.3e-17       5.8e-08 / 2.1e-08
+    dlogq/dloc    1.8e-16 / 4.2e-17       9.2e-08 / 2.6e-08
+    dlogq/dscale  5.3e-16 / 7.0e-17       2.6e-07 / 4.4e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

@@ -11,6 +11,22 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(128 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula       float64 max / median    float32 max / median
+    cdf           1.6e-01 / 3.4e-18       5.2e-08 / 5.9e-09
+    sf            1.6e-01 / 3.0e-17       4.4e-08 / 1.3e-08
+    log_prob      inf / 5.2e-17           5.5e-08 / 1.3e-08
+    icdf          1.4e-03 / 2.2e-16       4.7e-08 / 1.0e-08
+    dz/ddf        inf / 1.0e-16           5.1e-08 / 1.5e-08
+    dz/dloc       0 / 0                   0 / 0
+    dz/dscale     7.3e-17 / 2.1e-17       4.5e-08 / 1.6e-08
+    dlogq/ddf     inf / 1.3e-16           4.8e-08 / 2.2e-08
+    dlogq/dloc    9.9e-01 / 4.4e-17       4.2e-08 / 1.3e-08
+    dlogq/dscale  inf / 9.6e-17           5.2e-08 / 1.8e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

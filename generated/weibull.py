@@ -10,6 +10,20 @@
 Gradients of samples are implicit reparameterization gradients,
 dz/dθ = -(∂F/∂θ)/q(z), simplified symbolically (see implicit_grad).
 
+Accuracy, as the build's audit measured it (irtgen.audit): relative error of each formula against
+mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
+(135 points); float32 as a GPU computes it (the CPU computes in float64):
+
+    formula               float64 max / median    float32 max / median
+    cdf                   1.6e-15 / 2.0e-17       8.5e-02 / 2.4e-08
+    sf                    3.5e-15 / 3.1e-17       4.1e-01 / 1.9e-08
+    log_prob              2.4e-15 / 1.1e-16       inf / 4.5e-08
+    icdf                  2.2e-15 / 4.9e-17       1.6e-06 / 3.5e-08
+    dz/dscale             9.5e-17 / 2.1e-17       5.5e-08 / 7.5e-09
+    dz/dconcentration     2.0e-16 / 3.8e-17       1.2e-07 / 2.0e-08
+    dlogq/dscale          2.2e-16 / 3.8e-17       inf / 3.0e-08
+    dlogq/dconcentration  3.3e-15 / 7.0e-17       inf / 5.3e-08
+
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
 irtgen.compilers; importing this module compiles nothing and needs torch alone.

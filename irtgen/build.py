@@ -7,8 +7,10 @@ same into a cache keyed by the content hash of the spec and of irtgen itself, th
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import importlib.util
+import multiprocessing
 import os
 import runpy
 import sys
@@ -32,7 +34,8 @@ class FamilyResult:
     name: str
     path: Path
     status: str  # "written", "unchanged", "stale" (check mode), "missing" (check mode)
-    seconds: dict = field(default_factory=dict)  # derive / generate / write timings
+    seconds: dict = field(default_factory=dict)  # derive / generate / check / audit / write
+    audit: object = None  # irtgen.audit.AuditReport
 
 
 def package_dir() -> Path:
@@ -77,13 +80,30 @@ def load_spec_file(path: str | os.PathLike) -> list[Distribution]:
     return found
 
 
-def generate_source(dist: Distribution, spec_label: str, command: str, timings=None) -> str:
-    """Derive and render one distribution; errors become BuildError naming it."""
+def generate_source(
+    dist: Distribution, spec_label: str, command: str, timings=None, max_error=None
+) -> str:
+    """Derive, render and audit one distribution; errors become BuildError naming it.
+
+    ``max_error`` (a tolerance as ``irtgen.audit.parse_tolerance`` takes it) overrides the
+    spec's own ``max_error`` per dtype. The audit's report is in ``timings["report"]``.
+    """
+    return generate(dist, spec_label, command, timings, max_error)[0]
+
+
+def generate(dist: Distribution, spec_label: str, command: str, timings=None, max_error=None):
+    """(source, audit report) of one distribution; see generate_source."""
+    from irtgen.audit import AuditFailure, audit, parse_tolerance
     from irtgen.codegen.module import render_module
     from irtgen.derive import derive
     from irtgen.diagnostics import check
 
+    prefix = f"{dist.name}: "
     t0 = time.perf_counter()
+    try:
+        tolerance = {**parse_tolerance(dist.max_error), **parse_tolerance(max_error)}
+    except ValueError as err:
+        raise BuildError(f"{spec_label}: {prefix}{err}") from err
     try:
         derivation = derive(dist)
         t1 = time.perf_counter()
@@ -91,17 +111,34 @@ def generate_source(dist: Distribution, spec_label: str, command: str, timings=N
         t2 = time.perf_counter()
         check(derivation)  # numeric: support, monotone, limits at the ends, icdf
         t3 = time.perf_counter()
+        report = audit(derivation, module_from_source(source, dist.snake_name), tolerance)
+        source = render_module(derivation, spec_label, command, report)
+        t4 = time.perf_counter()
+        report.check()
     except (SpecError, UnsupportedFunctionError) as err:
         msg = str(err)
         if isinstance(err, UnsupportedFunctionError):
             msg += _supported_hint()
-        prefix = f"{dist.name}: "
         raise BuildError(
             f"{spec_label}: {msg if msg.startswith(prefix) else prefix + msg}"
         ) from err
+    except AuditFailure as err:
+        raise BuildError(f"{spec_label}: {err} (the accuracy audit, irtgen.audit)") from err
     if timings is not None:
-        timings.update(derive=t1 - t0, generate=t2 - t1, check=t3 - t2)
-    return source
+        timings.update(derive=t1 - t0, generate=t2 - t1, check=t3 - t2, audit=t4 - t3)
+    return source, report
+
+
+def module_from_source(source: str, name: str) -> types.ModuleType:
+    """A generated module's source executed as a module that nothing imports (for the audit)."""
+    module = types.ModuleType(f"irtgen_audit_{name}")
+    module.__file__ = f"<generated {name}>"
+    sys.modules[module.__name__] = module  # the module refers to itself while it runs
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    finally:
+        del sys.modules[module.__name__]
+    return module
 
 
 def _supported_hint() -> str:
@@ -128,8 +165,10 @@ def build_spec(
     spec_label: str | None = None,
     command: str | None = None,
     progress=None,
+    max_error=None,
 ) -> list[FamilyResult]:
-    """Build every distribution of a spec file into ``out_dir`` (or compare, with check)."""
+    """Build every distribution of a spec file into ``out_dir`` (or compare, with check).
+    ``max_error``: the audit's tolerance (irtgen.audit.parse_tolerance), over the spec's own."""
     spec_path, out_dir = Path(spec_path), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise BuildError(f"-o {out_dir}: a file of that name exists; -o takes a folder")
@@ -138,7 +177,7 @@ def build_spec(
     results = []
     for dist in load_spec_file(spec_path):
         timings: dict = {}
-        source = generate_source(dist, label, cmd, timings)
+        source, report = generate(dist, label, cmd, timings, max_error)
         target = out_dir / f"{dist.snake_name}.py"
         old = target.read_text() if target.exists() else None
         t0 = time.perf_counter()
@@ -151,31 +190,39 @@ def build_spec(
             _atomic_write(target, source)
             status = "written"
         timings["write"] = time.perf_counter() - t0
-        result = FamilyResult(dist.name, target, status, timings)
+        result = FamilyResult(dist.name, target, status, timings, report)
         results.append(result)
         if progress:
             progress(result)
     return results
 
 
-def build_builtins(check: bool = False, progress=None) -> tuple[list[FamilyResult], list[Path]]:
+def build_builtins(
+    check: bool = False, progress=None, max_error=None
+) -> tuple[list[FamilyResult], list[Path]]:
     """Regenerate (or check) ``generated/`` from ``irtgen/specs/``.
 
     Returns the per-family results and generated files that no spec produces any more.
     """
     out_dir = generated_dir()
-    results = []
-    for spec in sorted(builtin_spec_dir().glob("*.py")):
-        if spec.name == "__init__.py":
-            continue
-        results += build_spec(
-            spec,
-            out_dir,
+    specs = [p for p in sorted(builtin_spec_dir().glob("*.py")) if p.name != "__init__.py"]
+    jobs = [
+        dict(
+            spec_path=spec,
+            out_dir=out_dir,
             check=check,
             spec_label=f"irtgen/specs/{spec.name}",
             command="irtgen build --builtins",
-            progress=progress,
+            max_error=max_error,
         )
+        for spec in specs
+    ]
+    results = []
+    for family_results in _run_parallel(jobs):
+        for r in family_results:
+            if progress:
+                progress(r)
+        results += family_results
     produced = {r.path.name for r in results}
     orphans = [
         p
@@ -183,6 +230,30 @@ def build_builtins(check: bool = False, progress=None) -> tuple[list[FamilyResul
         if p.name not in produced and p.name != "__init__.py"
     ]
     return results, orphans
+
+
+def _build_job(job: dict) -> list[FamilyResult]:
+    return build_spec(**job)
+
+
+def _run_parallel(jobs: list[dict]):
+    """build_spec of each job, in forked worker processes (one a core): the audit of each
+    family is independent of the others. Yields each job's results in order; the first error
+    in that order is raised."""
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1 or multiprocessing.current_process().daemon:
+        for job in jobs:
+            yield _build_job(job)
+        return
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        futures = [pool.submit(_build_job, job) for job in jobs]
+        try:
+            for f in futures:
+                yield f.result()
+        finally:
+            for f in futures:
+                f.cancel()
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -227,16 +298,20 @@ def cache_root() -> Path:
     return Path(base) / "irtgen"
 
 
-def load(spec_path: str | os.PathLike) -> types.SimpleNamespace:
+def load(spec_path: str | os.PathLike, max_error=None) -> types.SimpleNamespace:
     """Build a spec file (cached by content hash) and import it.
 
     Returns a namespace whose attributes are the generated classes by name, e.g.
-    ``K = irtgen.load("kumaraswamy.py").Kumaraswamy``.
+    ``K = irtgen.load("kumaraswamy.py").Kumaraswamy``. The build audits the accuracy of every
+    formula (irtgen.audit; the table is in each generated module's docstring) and fails past
+    ``max_error`` or the spec's own ``max_error``.
     """
     spec_path = Path(spec_path)
     if not spec_path.is_file():
         raise BuildError(f"{spec_path}: no such spec file")
-    key = hashlib.sha256(spec_path.read_bytes() + toolchain_hash().encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        spec_path.read_bytes() + toolchain_hash().encode() + repr(max_error).encode()
+    ).hexdigest()[:20]
     target = cache_root() / key
     if not (target / "BUILT").exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -247,6 +322,7 @@ def load(spec_path: str | os.PathLike) -> types.SimpleNamespace:
                 tmp,
                 spec_label=spec_path.name,
                 command=f"irtgen.load({spec_path.name!r})",
+                max_error=max_error,
             )
             (tmp / "BUILT").write_text("")
             try:

@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if any output would change"
     )
+    b.add_argument(
+        "--max-error",
+        default=None,
+        metavar="F64[,F32]",
+        help="fail the build where the accuracy audit finds a relative error above F64 in "
+        "float64 (and F32 in float32); overrides a spec's max_error",
+    )
     b.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     b.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     _add_show_plot(sub)
@@ -89,8 +96,11 @@ def _report(quiet: bool):
         print(
             f"{result.name:>16s}  {result.status:9s} {result.path}  "
             f"(derive {t.get('derive', 0):.2f} s, generate {t.get('generate', 0):.2f} s, "
-            f"check {t.get('check', 0):.2f} s, write {t.get('write', 0):.3f} s)"
+            f"check {t.get('check', 0):.2f} s, audit {t.get('audit', 0):.2f} s, "
+            f"write {t.get('write', 0):.3f} s)"
         )
+        if result.audit is not None:
+            print(f"{'':>16s}  {result.audit.line()}")
 
     return progress
 
@@ -101,15 +111,25 @@ def _build(args) -> int:
     if not args.specs and not args.builtins:
         print("irtgen build: give spec files or --builtins", file=sys.stderr)
         return EXIT_ERROR
+    from irtgen.audit import parse_tolerance
+
+    try:
+        parse_tolerance(args.max_error)
+    except ValueError as err:
+        return _error(err, args.debug)
     progress = _report(args.quiet)
     results, orphans = [], []
     try:
         if args.builtins:
-            r, orphans = build_builtins(check=args.check, progress=progress)
+            r, orphans = build_builtins(
+                check=args.check, progress=progress, max_error=args.max_error
+            )
             results += r
         out = args.output if args.output is not None else Path("generated")
         for spec in args.specs:
-            results += build_spec(spec, out, check=args.check, progress=progress)
+            results += build_spec(
+                spec, out, check=args.check, progress=progress, max_error=args.max_error
+            )
     except BuildError as err:
         if args.debug:
             traceback.print_exc()
@@ -128,6 +148,10 @@ def _build(args) -> int:
             return EXIT_DRIFT
         if not args.quiet:
             print(f"irtgen: {len(results)} generated module(s) up to date")
+    if not args.quiet and results:
+        cost = sum(r.seconds.get("audit", 0) for r in results)
+        total = sum(sum(v for v in r.seconds.values()) for r in results)
+        print(f"irtgen: the accuracy audit took {cost:.1f} s of {total:.1f} s")
     return EXIT_OK
 
 

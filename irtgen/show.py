@@ -384,11 +384,42 @@ def show_spec(
     texts = []
     for d in select(load_spec_file(path), name, path):
         derivation = derive_or_fail(d, path)
-        texts.append(describe(derivation, latex=latex, width=width))
+        text = describe(derivation, latex=latex, width=width)
         try:
             check(derivation)
         except SpecError as err:
             if problems is not None:
                 msg = str(err)
                 problems.append(f"{path}: {msg if msg.startswith(d.name) else f'{d.name}: {msg}'}")
+            text += "\naccuracy\n" + INDENT + "not audited: the checks of the build fail\n"
+        else:
+            text += "\n" + accuracy_text(derivation, path, problems)
+        texts.append(text)
     return "\n".join(texts)
+
+
+def accuracy_text(d: Derivation, path, problems: list[str] | None = None) -> str:
+    """The build's accuracy audit of ``d`` (irtgen.audit) as ``irtgen show`` prints it: the
+    table of relative errors per formula and the worst point per dtype. A formula past the
+    spec's ``max_error`` is appended to ``problems``, as the build would fail on it."""
+    from irtgen.audit import AuditFailure, audit, parse_tolerance
+    from irtgen.build import module_from_source
+    from irtgen.codegen.module import render_module
+
+    source = render_module(d, str(path), "irtgen show")
+    report = audit(
+        d, module_from_source(source, d.spec.snake_name), parse_tolerance(d.spec.max_error)
+    )
+    out = [
+        "accuracy (the build's audit: relative error against mpmath at 50 digits, at quantiles "
+        f"1e-12 ... 1 - 1e-12 of {report.combos} parameter values, {report.points} points; "
+        "float32 as a GPU computes it)"
+    ]
+    out += [INDENT + row for row in report.table()]
+    out += [INDENT + report.line()]
+    try:
+        report.check()
+    except AuditFailure as err:
+        if problems is not None:
+            problems.append(f"{path}: {err}")
+    return "\n".join(out) + "\n"

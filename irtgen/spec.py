@@ -74,6 +74,10 @@ class Distribution:
             without it the build solves d log q/dz = 0 where that is a polynomial equation of
             degree at most 2 in the variable (the root clamped to the support).
         doc: optional one-paragraph description for the generated class docstring.
+        max_error: optional tolerance of the build's accuracy audit (irtgen.audit): a number
+            (the largest relative error allowed in float64), a pair (float64, float32) or a
+            dict ``{"float64": ..., "float32": ...}``. A formula less accurate than this
+            against mpmath fails the build, naming the formula, parameters and value.
     """
 
     name: str
@@ -90,6 +94,7 @@ class Distribution:
     mode: sp.Expr | None = None
     parent: tuple | None = None
     doc: str | None = None
+    max_error: object = None
     constraints: dict = field(init=False, repr=False)
     source_file: str | None = field(default=None, init=False, repr=False)
 
@@ -97,6 +102,7 @@ class Distribution:
         self._check_name()
         self._check_variable_and_params()
         self._check_expressions()
+        self._check_max_error()
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -172,6 +178,16 @@ class Distribution:
                 f"symbol(s) {', '.join(map(str, stray))} in the {what} are neither the variable "
                 f"nor declared parameters (allowed here: {allowed_names})"
             )
+
+    def _check_max_error(self) -> None:
+        if self.max_error is None:
+            return
+        from irtgen.audit import parse_tolerance
+
+        try:
+            parse_tolerance(self.max_error)
+        except ValueError as err:
+            raise self._fail(str(err)) from None
 
     def _check_expressions(self) -> None:
         params = set(self.params)

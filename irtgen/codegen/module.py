@@ -469,8 +469,9 @@ def template_environment() -> jinja2.Environment:
     )
 
 
-def render_module(d: Derivation, spec_label: str, command: str) -> str:
-    """Source of the generated module for one derivation."""
+def render_module(d: Derivation, spec_label: str, command: str, audit=None) -> str:
+    """Source of the generated module for one derivation (with the accuracy table of
+    ``audit``, an irtgen.audit.AuditReport, in its docstring)."""
     spec = d.spec
     params = []
     for sym, c in spec.constraints.items():
@@ -509,6 +510,7 @@ def render_module(d: Derivation, spec_label: str, command: str) -> str:
         "extras": _extras(d),
         "parent": _parent(d),
         "exp_family": _exponential_family(d),
+        "audit": audit,
     }
     env = template_environment()
     context["imports"], context["import_math"] = [], False

@@ -70,6 +70,10 @@ def _tl(compiler: str):
         from irtgen.compilers import numba_tl
 
         return numba_tl
+    if compiler == "python":
+        from irtgen.compilers import python_tl
+
+        return python_tl
     import triton.language as tl
 
     return tl
@@ -121,6 +125,8 @@ def _compile(sf: ScalarFunction, compiler: str):
         if out is None:
             if compiler == "numba":
                 out = _COMPILED[key] = njit(_rebuilt(sf, "numba"))
+            elif compiler == "python":
+                out = _COMPILED[key] = _rebuilt(sf, "python")
             else:
                 import triton
 
@@ -171,6 +177,12 @@ def _file_hash(path: str) -> str:
 
 def numba_function(sf: ScalarFunction):
     return _compile(sf, "numba")
+
+
+def python_function(sf: ScalarFunction):
+    """``sf`` run by the Python interpreter on NumPy scalars (irtgen.compilers.python_tl): no
+    compilation, one element a call; the build's accuracy audit evaluates formulas this way."""
+    return _compile(sf, "python")
 
 
 def triton_function(sf: ScalarFunction):
