@@ -101,6 +101,10 @@ class AuditReport:
     combos: int
     seconds: float
     tolerance: dict = field(default_factory=dict)  # dtype -> max error allowed
+    # every point: (dtype, parameter values, z, u, {formula: (got, reference, scale)}), the
+    # error of a formula being |got - reference| / scale (tools/accuracy_report.py evaluates
+    # the kernels at these points)
+    samples: list = field(default_factory=list, repr=False)
 
     def worst(self, dtype: str) -> Worst | None:
         ws = [f.worst[dtype] for f in self.formulas.values() if dtype in f.worst]
@@ -164,7 +168,7 @@ def _num(v) -> str:
     )
 
 
-def parse_tolerance(value) -> dict:
+def parse_tolerance(value, what: str = "max_error") -> dict:
     """A tolerance as given in a spec (``max_error=``) or on the command line: a number (for
     float64), a pair ``(float64, float32)``, a dict by dtype name, or the text ``"1e-10"`` /
     ``"1e-10,1e-4"``. Returns {dtype: tolerance}."""
@@ -173,11 +177,11 @@ def parse_tolerance(value) -> dict:
     if isinstance(value, str):
         parts = [p.strip() for p in value.split(",")]
         if not 1 <= len(parts) <= 2:
-            raise ValueError(f"--max-error takes F64 or F64,F32, got {value!r}")
+            raise ValueError(f"{what} takes F64 or F64,F32, got {value!r}")
         try:
             value = tuple(float(p) for p in parts)
         except ValueError:
-            raise ValueError(f"--max-error takes numbers, got {value!r}") from None
+            raise ValueError(f"{what} takes numbers, got {value!r}") from None
     if isinstance(value, int | float):
         value = (value,)
     if isinstance(value, tuple | list):
@@ -188,13 +192,13 @@ def parse_tolerance(value) -> dict:
         value = dict(zip(DTYPES, value, strict=False))
     if not isinstance(value, dict) or set(value) - set(DTYPES):
         raise ValueError(
-            f"max_error must be a number, a (float64, float32) pair or a dict with keys "
+            f"{what} must be a number, a (float64, float32) pair or a dict with keys "
             f"'float64'/'float32', got {value!r}"
         )
     out = {}
     for k, v in value.items():
         if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
-            raise ValueError(f"max_error[{k!r}] must be a positive number, got {v!r}")
+            raise ValueError(f"{what}[{k!r}] must be a positive number, got {v!r}")
         out[k] = float(v)
     return out
 
@@ -398,18 +402,29 @@ class _Generated:
         return self.fn[op](*(t(a) for a in args))
 
 
-def _error(got, ref, dtype: str, floor: float = 0.0) -> float:
-    info = np.finfo(DTYPES[dtype])
+def _scale(ref, dtype: str, floor) -> object:
+    """What an error is relative to: max(|ref|, the dtype's smallest normal number, floor)."""
+    if ref is None or not mpmath.isfinite(ref):
+        return None
+    return max(abs(ref), mpmath.mpf(float(np.finfo(DTYPES[dtype]).tiny)), floor)
+
+
+def error(got, ref, dtype: str, scale) -> float:
+    """|got - ref| / scale; 0 where there is no reference; for a reference that is infinite or
+    beyond the dtype's range, 0 if got is the infinity of its sign, else inf."""
     got = float(got)
     if ref is None:
         return 0.0  # no reference here (not a real number at DPS digits): nothing to judge
-    if not mpmath.isfinite(ref) or abs(ref) > info.max:
+    if not mpmath.isfinite(ref) or abs(ref) > np.finfo(DTYPES[dtype]).max:
         sign = 1 if ref > 0 else -1
         return 0.0 if got == sign * math.inf else math.inf
     if not math.isfinite(got):
         return math.inf
-    scale = max(abs(ref), mpmath.mpf(float(info.tiny)), floor)
     return float(abs(mpmath.mpf(got) - ref) / scale)
+
+
+def _error(got, ref, dtype: str, floor: float = 0.0) -> float:
+    return error(got, ref, dtype, _scale(ref, dtype, floor))
 
 
 def _rounded_inside(z, lo, hi, t):
@@ -447,6 +462,7 @@ def audit(derivation, module, tolerance: dict | None = None) -> AuditReport:
     columns = [constraint_points(c.interval) for c in constraints]
     combos = _thin(_thin(list(itertools.product(*columns)), MAX_COMBOS), COMBOS)
     points = 0
+    samples: list = []
     with np.errstate(all="ignore"):
         for dtype, t in DTYPES.items():
             for combo in combos:
@@ -466,7 +482,7 @@ def audit(derivation, module, tolerance: dict | None = None) -> AuditReport:
                     if z is None:
                         continue
                     points += 1
-                    _audit_point(ref, gen, formulas, names, dtype, theta, u, zi, zstar, z)
+                    _audit_point(ref, gen, formulas, samples, names, dtype, theta, u, zi, zstar, z)
     report = AuditReport(
         family=d.name,
         formulas=formulas,
@@ -474,11 +490,12 @@ def audit(derivation, module, tolerance: dict | None = None) -> AuditReport:
         combos=len(combos),
         seconds=time.perf_counter() - t0,
         tolerance=dict(tolerance or {}),
+        samples=samples,
     )
     return report
 
 
-def _audit_point(ref, gen, formulas, names, dtype, theta, u, zi, zstar, z) -> None:
+def _audit_point(ref, gen, formulas, samples, names, dtype, theta, u, zi, zstar, z) -> None:
     P = len(names)
     pairs = tuple(zip(names, (float(v) for v in theta), strict=True))
     at_z = f"z = {_num(z)}"
@@ -515,9 +532,12 @@ def _audit_point(ref, gen, formulas, names, dtype, theta, u, zi, zstar, z) -> No
         sens = _sensitivities(ref, z, theta, values, u)
         floors = [max(f, s) for f, s in zip(floors, sens, strict=True)]
         errs = [_error(g, r, dtype, f) for g, r, f in zip(got, values, floors, strict=True)]
-    for label, g, r, e in zip(labels, got, values, errs, strict=True):
+    record = {}
+    for label, g, r, e, f in zip(labels, got, values, errs, floors, strict=True):
         at = f"u = {_num(u)}" if label == "icdf" else at_z
         formulas[label].add(dtype, Worst(e, label, pairs, at, float(g), float(r or 0)))
+        record[label] = (float(g), r, _scale(r, dtype, f))
+    samples.append((dtype, tuple(float(t) for t in theta), float(z), float(u), record))
 
 
 def _sensitivities(ref, z, theta, values, u) -> list:

@@ -101,7 +101,7 @@ def generate(dist: Distribution, spec_label: str, command: str, timings=None, ma
     prefix = f"{dist.name}: "
     t0 = time.perf_counter()
     try:
-        tolerance = {**parse_tolerance(dist.max_error), **parse_tolerance(max_error)}
+        tolerance = {**parse_tolerance(dist.max_error), **parse_tolerance(max_error, "--max-error")}
     except ValueError as err:
         raise BuildError(f"{spec_label}: {prefix}{err}") from err
     try:

@@ -114,7 +114,7 @@ def _build(args) -> int:
     from irtgen.audit import parse_tolerance
 
     try:
-        parse_tolerance(args.max_error)
+        parse_tolerance(args.max_error, "--max-error")
     except ValueError as err:
         return _error(err, args.debug)
     progress = _report(args.quiet)

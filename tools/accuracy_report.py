@@ -1,13 +1,18 @@
-"""Accuracy of irtgen's implicit gradients against mpmath, per family, dtype and backend, next to
-torch's own rsample gradient where torch has one that can be evaluated at a given sample.
+"""Accuracy of irtgen's formulas against mpmath: the build's audit (irtgen.audit) of every
+built-in, the CPU kernels at the audit's points, and torch.distributions' own rsample gradient
+at the same points where torch has one that can be evaluated at a given sample.
 
     python tools/accuracy_report.py            # prints a Markdown table
     python tools/accuracy_report.py Gamma Beta # only these families
 
-Reference: dz/dθ = -(∂F/∂θ)/(∂F/∂z) by mpmath differentiation of an independent CDF at 40
-digits, at the exact binary values of the inputs, on the grids of tests/families/cases.py
-(quantiles 1e-6 ... 1 - 1e-6, small and large scales and shapes, kinks of piecewise CDFs).
-The Triton columns run the kernels in Triton's interpreter (TRITON_INTERPRET=1) on the CPU.
+The points and the reference are the audit's: the parameter grid of the build diagnostics,
+quantiles 1e-12 ... 1 - 1e-12, mpmath at 50 digits at the exact binary values of the inputs, and
+its error measure (relative error; next to a zero crossing of the result, relative to the
+sensitivity of the formula to its inputs). The audit evaluates the generated scalar source in
+the interpreter; the CPU columns evaluate the numba kernels through the distributions'
+``reparameterize`` backward at the same points, so the float64 figures of the two must be equal
+(the table says so in its last column). The audit's float32 is Triton's computation on a GPU
+(float32 for the elementary families); the CPU kernels compute in float64 and round.
 
 torch's columns: torch.distributions' own rsample gradient, as its backward computes it,
 evaluated at the same points (Gamma, Chi2, InverseGamma through torch._standard_gamma_grad;
@@ -18,18 +23,22 @@ gradients are explicit reparameterizations.
 
 from __future__ import annotations
 
-import os
+import importlib
 import statistics
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tests.families.cases import CASES, points, reference_implicit  # noqa: E402
-from tests.families.test_implicit_gradients import relative_errors  # noqa: E402
+import irtgen.distributions as D  # noqa: E402
+from irtgen.audit import DTYPES, audit, error  # noqa: E402
+from irtgen.build import builtin_spec_dir, load_spec_file  # noqa: E402
+from irtgen.derive import derive  # noqa: E402
+
+TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def torch_gradient(name, z, params):
@@ -54,55 +63,111 @@ def torch_gradient(name, z, params):
     return None
 
 
-def torch_errors(case, dtype):
-    """Relative errors of torch's gradient at the same points as irtgen's."""
-    pts = points(case, dtype)
-    n = len(case.param_names)
-    z = torch.tensor([p[0] for p in pts], dtype=dtype)
-    params = [torch.tensor([p[1][i] for p in pts], dtype=dtype) for i in range(n)]
-    got = torch_gradient(case.name, z, params)
+def builtin_audit(spec_file: Path):
+    """(derivation, module, audit report) of one built-in."""
+    spec = load_spec_file(spec_file)[0]
+    d = derive(spec)
+    module = importlib.import_module(f"irtgen.generated.{spec.snake_name}")
+    return d, module, audit(d, module)
+
+
+def _points(report, dtype: str):
+    return [s for s in report.samples if s[0] == dtype]
+
+
+def _dz_labels(report):
+    return [k for k in report.formulas if k.startswith("dz/d")]
+
+
+def kernel_errors(report, name: str, dtype: str) -> list[float]:
+    """Errors of dz/dθ from the CPU kernels (reparameterize's backward) at the audit's points."""
+    pts = _points(report, dtype)
+    if not pts:
+        return []
+    tdt = TORCH_DTYPES[dtype]
+    n = len(pts[0][1])
+    params = [torch.tensor([p[1][i] for p in pts], dtype=tdt, requires_grad=True) for i in range(n)]
+    z = torch.tensor([p[2] for p in pts], dtype=tdt)
+    getattr(D, name)(*params, validate_args=False).reparameterize(z).sum().backward()
+    labels = _dz_labels(report)
+    out = []
+    for k, (_, _, _, _, record) in enumerate(pts):
+        for i, label in enumerate(labels):
+            _, ref, scale = record[label]
+            out.append(error(params[i].grad[k].item(), ref, dtype, scale))
+    return out
+
+
+def audit_errors(report, dtype: str) -> list[float]:
+    return [e for label in _dz_labels(report) for e in report.formulas[label].errors[dtype]]
+
+
+def torch_errors(report, name: str, dtype: str) -> list[float] | None:
+    """Errors of torch's own rsample gradient at the audit's points (None: torch has none that
+    is a function of the sample)."""
+    pts = _points(report, dtype)
+    tdt = TORCH_DTYPES[dtype]
+    n = len(pts[0][1]) if pts else 0
+    z = torch.tensor([p[2] for p in pts], dtype=tdt)
+    params = [torch.tensor([p[1][i] for p in pts], dtype=tdt) for i in range(n)]
+    got = torch_gradient(name, z, params)
     if got is None:
         return None
-    errors = []
-    for k, (zv, pv) in enumerate(pts):
-        for i, r in enumerate(reference_implicit(case, zv, pv)):
-            g = got[i][k].item()
-            errors.append(float(abs(g - r) / abs(r)) if r != 0 else abs(g))
-    return errors
+    labels = _dz_labels(report)
+    out = []
+    for k, (_, _, _, _, record) in enumerate(pts):
+        for i, label in enumerate(labels):
+            _, ref, scale = record[label]
+            out.append(error(got[i][k].item(), ref, dtype, scale))
+    return out
 
 
 def _fmt(e):
-    # errors below 1e-30 are the 40-digit reference's own rounding: the values agree exactly
-    return "0" if e < 1e-30 else f"{e:.1e}"
+    return "inf" if not np.isfinite(e) else ("0" if e == 0 else f"{e:.1e}")
 
 
 def _cell(errs):
-    return f"{_fmt(max(errs))} / {_fmt(statistics.median(errs))}"
+    return f"{_fmt(max(errs))} / {_fmt(statistics.median(errs))}" if errs else "–"
 
 
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     print(
-        "| family | points | f64 numba | f64 Triton | f32 numba | f32 Triton "
-        "| torch.distributions f32 | torch.distributions f64 |"
+        "| family | points | dz/dθ f64 (audit) | f32 GPU (audit) | f32 CPU kernels "
+        "| torch f32 | torch f64 | worst formula f64 / f32 (audit) | CPU f64 = audit |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for case in CASES:
-        if wanted and case.name not in wanted:
+    print("|---|---|---|---|---|---|---|---|---|")
+    for spec_file in sorted(builtin_spec_dir().glob("*.py")):
+        if spec_file.name == "__init__.py":
             continue
-        cells = []
-        count = 0
-        for dtype in (torch.float64, torch.float32):
-            for backend in ("numba", "triton"):
-                os.environ["IRTGEN_BACKEND"] = backend
-                errs = [e[0] for e in relative_errors(case, dtype)]
-                count = len(errs)
-                cells.append(_cell(errs))
-        for dtype in (torch.float32, torch.float64):
-            errs = torch_errors(case, dtype)
+        d, _, report = builtin_audit(spec_file)
+        name = d.name
+        if wanted and name not in wanted:
+            continue
+        f64 = audit_errors(report, "float64")
+        cpu64 = kernel_errors(report, name, "float64")
+        same = "yes" if sorted(cpu64) == sorted(f64) else "NO"
+        cells = [
+            _cell(f64),
+            _cell(audit_errors(report, "float32")),
+            _cell(kernel_errors(report, name, "float32")),
+        ]
+        for dtype in ("float32", "float64"):
+            errs = torch_errors(report, name, dtype)
             cells.append(_cell(errs) if errs else "–")
-        print(f"| {case.name} | {count} | " + " | ".join(cells) + " |", flush=True)
-    print("\nCells: max / median relative error of dz/dθ over all parameters and points.")
+        worst = " / ".join(
+            f"{_fmt(w.error)} {w.formula}" if w else "–"
+            for w in (report.worst(dt) for dt in DTYPES)
+        )
+        print(
+            f"| {name} | {report.points} | " + " | ".join(cells) + f" | {worst} | {same} |",
+            flush=True,
+        )
+    print(
+        "\nCells: max / median relative error of dz/dθ over all parameters and points (the "
+        "audit's measure); 'worst formula': the largest error of any formula (cdf, sf, log_prob, "
+        "icdf, dz/dθ, ∂log q/∂θ), as in the build's audit line."
+    )
     return 0
 
 
