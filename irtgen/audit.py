@@ -105,6 +105,7 @@ class AuditReport:
     # error of a formula being |got - reference| / scale (tools/accuracy_report.py evaluates
     # the kernels at these points)
     samples: list = field(default_factory=list, repr=False)
+    search: list = field(default_factory=list)  # irtgen.search.Choice, where the build searched
 
     def worst(self, dtype: str) -> Worst | None:
         ws = [f.worst[dtype] for f in self.formulas.values() if dtype in f.worst]
@@ -117,10 +118,17 @@ class AuditReport:
             w = self.worst(dt)
             if w is not None:
                 parts.append(f"{dt} {_err(w.error)} ({w.where()})")
-        return (
+        text = (
             f"audit: {'; '.join(parts) or 'nothing to audit'}; "
             f"{self.points} points, {self.seconds:.2f} s"
         )
+        if self.search:
+            text += "; search: " + ", ".join(
+                f"{c.formula} {'from the ' + c.form if c.form != 'as derived' else 'as derived'}"
+                f" (error/tolerance {_err(c.before)} -> {_err(c.after)}, {c.tried} forms tried)"
+                for c in self.search
+            )
+        return text
 
     def table(self) -> list[str]:
         """The accuracy table: one row per formula, max / median relative error per dtype."""
@@ -152,6 +160,9 @@ class AuditReport:
                 f"{_num(w.got)}, mpmath gives {_num(w.ref)}"
                 for dt, w in bad
             ]
+            tried = sum(c.tried for c in self.search)
+            if tried:
+                lines.append(f"{tried} alternative forms tried (irtgen.search), none within it")
             raise AuditFailure(f"{self.family}: " + "; ".join(lines))
 
 

@@ -112,6 +112,15 @@ def generate(dist: Distribution, spec_label: str, command: str, timings=None, ma
         check(derivation)  # numeric: support, monotone, limits at the ends, icdf
         t3 = time.perf_counter()
         report = audit(derivation, module_from_source(source, dist.snake_name), tolerance)
+        if report.failures():  # past the tolerance: try the alternative forms (irtgen.search)
+            from irtgen.search import improve
+
+            def audit_of(d):
+                code = render_module(d, spec_label, command)
+                return audit(d, module_from_source(code, dist.snake_name), tolerance)
+
+            derivation, report, choices = improve(derivation, report, audit_of)
+            report.search = choices
         source = render_module(derivation, spec_label, command, report)
         t4 = time.perf_counter()
         report.check()
