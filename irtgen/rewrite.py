@@ -624,6 +624,7 @@ RULES: tuple[Rule, ...] = (
     Rule("log1p", "log(1 + x) -> log1p(x)", _log1p_rule),
     Rule("log1mexp", "log(-expm1(x)) -> log1mexp(x)", _log_expm1_rule),
     Rule("log_ratio", "log(a/b) -> log_ratio(a, b)", _log_ratio_rule),
+    Rule("log_complement", "log1p(-f) -> log of the complement of f", _log1p_complement_rule),
     Rule(
         "log1p_exp", "log1p(-exp(x)) -> log1mexp(x), log1p(exp(x)) -> softplus(x)", _log1p_exp_rule
     ),
@@ -638,7 +639,6 @@ RULES: tuple[Rule, ...] = (
         "c - c*f -> c*(1 - f) computed directly (gammaincc, ndtr(-x), ...)",
         _complement_rule,
     ),
-    Rule("log_complement", "log1p(-f) -> log of the complement of f", _log1p_complement_rule),
     Rule("log_ndtr", "log(ndtr(x)) -> log_ndtr(x)", _log_ndtr_rule),
     Rule("exp_product", "exp(a)*exp(b) -> exp(a + b), polynomial part factored", _exp_product_rule),
     Rule(
