@@ -43,6 +43,9 @@ pattern                        becomes                                 why
 ``log1p(-f)`` (f in the        ``log(1 - f)`` of the complement,        the complement keeps its
 complement table)              e.g. ``log(gammaincc(a, x))``            digits
 ``log(ndtr(x))``               ``log_ndtr(x)``                          Φ underflows for x << 0
+``exp(a)*expm1(-a)``           ``-expm1(a)``                            e^a overflows
+``a*f + b*f`` (f with functions) ``(a + b)*f``, a + b simplified        z*f - low*f cancels
+``p + c*exp(x)``, p + c simpler ``(p + c) + c*expm1(x)``                 p + c e^x cancels as x -> 0
 ``log(c1*exp(a) + c2*exp(b))``  ``logaddexp(a + log c1, b + log c2)``  e^a overflows
 ``gamma(a)*gamma(b)/           ``exp(betaln(a, b))``; other ratios      Γ overflows before the
 gamma(a + b)``                 through gammasimp or exp(Σ ± loggamma)   ratio does
@@ -491,6 +494,66 @@ def _exp_distribute_rule(node, ctx):
     return sp.Mul(*rest) * sp.Add(*(exps[0] * t for t in total.args))
 
 
+def _exp_expm1_rule(node, ctx):
+    """exp(a)*expm1(-a) -> -expm1(a): e^a overflows where the product does not."""
+    if not isinstance(node, sp.Mul):
+        return None
+    for e in node.args:
+        if not isinstance(e, sp.exp):
+            continue
+        for f in node.args:
+            if isinstance(f, expm1) and sp.expand(f.args[0] + e.args[0]) == 0:
+                rest = [g for g in node.args if g is not e and g is not f]
+                return -sp.Mul(*rest) * expm1(e.args[0])
+    return None
+
+
+def _function_part(term: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """(coefficient, function part) of a product: the factors without and with functions."""
+    plain, funcs = [], []
+    for f in sp.Mul.make_args(term):
+        (funcs if f.atoms(sp.Function) else plain).append(f)
+    return sp.Mul(*plain), sp.Mul(*funcs)
+
+
+def _collect_rule(node, ctx):
+    """a*f + b*f -> (a + b)*f for one function part f (a, b free of functions: a + b is one
+    rounding, e.g. z - low, not z*f - low*f); p + c*exp(x) -> (p + c) + c*expm1(x) where p + c
+    simplifies; r - r*exp(x) -> -r*expm1(x) for symbolic r."""
+    if not isinstance(node, sp.Add):
+        return None
+    groups: dict[sp.Expr, list[int]] = {}
+    parts = [_function_part(t) for t in node.args]
+    for k, (_, f) in enumerate(parts):
+        if f != 1:
+            groups.setdefault(f, []).append(k)
+    for f, ks in groups.items():
+        if len(ks) > 1:
+            total = _tidy(sp.Add(*(parts[k][0] for k in ks)))
+            rest = [t for k, t in enumerate(node.args) if k not in ks]
+            return total * f + sp.Add(*rest)
+    # p + c*exp(x) -> (p + c) + c*expm1(x) for the function-free terms p where p + c
+    # simplifies: (z - loc) - (low - loc)*e^x = (z - low) - (low - loc)*expm1(x)
+    plain = [k for k, (_, f) in enumerate(parts) if f == 1]
+    p = sp.Add(*(node.args[k] for k in plain))
+    if plain and not p.is_number:
+        for j, (c, f) in enumerate(parts):
+            if not isinstance(f, sp.exp) or c.is_number or f.args[0].atoms(sp.Function):
+                continue  # x with functions (a window's log): no reason to expect x ~ 0
+            total = _tidy(p + c)
+            if sp.count_ops(total) < sp.count_ops(p) + sp.count_ops(c):
+                rest = [t for i, t in enumerate(node.args) if i != j and i not in plain]
+                return total + c * expm1(f.args[0]) + sp.Add(*rest)
+    for k, (c, f) in enumerate(parts):
+        if f != 1 or c.is_number:
+            continue
+        for j, (cj, fj) in enumerate(parts):
+            if isinstance(fj, sp.exp) and cj == -c:
+                rest = [t for i, t in enumerate(node.args) if i not in (k, j)]
+                return -c * expm1(fj.args[0]) + sp.Add(*rest)
+    return None
+
+
 def _exp_pairs(node):
     """(i, j, c, a, b) for terms i, j of the sum node equal to c*exp(a) and -c*exp(b)."""
     if not isinstance(node, sp.Add):
@@ -657,6 +720,12 @@ RULES: tuple[Rule, ...] = (
         _window_difference_rule,
     ),
     Rule("exp_difference", "c*exp(a) - c*exp(b) -> c*exp(b)*expm1(a - b)", _exp_difference_rule),
+    Rule("exp_expm1", "exp(a)*expm1(-a) -> -expm1(a)", _exp_expm1_rule),
+    Rule(
+        "collect",
+        "a*f + b*f -> (a + b)*f; p + c*exp(x) -> (p + c) + c*expm1(x) where p + c simplifies",
+        _collect_rule,
+    ),
     Rule("logsumexp", "log(exp(a) + exp(b)) -> logaddexp(a, b)", _logsumexp_rule),
     Rule(
         "gamma_ratio",
