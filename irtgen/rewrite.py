@@ -36,14 +36,18 @@ pattern                        becomes                                 why
 ``ndtr``, ``erfc`` differences  the same (Φ(x) - Φ(y), erfc(y) - erfc(x))
 ``exp(a)*exp(b)/exp(c)``       ``exp(a + b - c)``, polynomial part      e^a e^-b overflows before it
                                factored ((x - y)(x + y), not x² - y²)   cancels
+``exp((a*L + p)/c)``           ``exp(a*L/c + p/c)``, p/c factored       as for products
+``exp(p)*(exp(a)*u + ...)``     ``exp(p + a)*u + ...``                   e^p overflows first
 ``c*exp(a) - c*exp(b)``        ``c*exp(b)*expm1(a - b)``                e^a - e^b cancels for a ~ b
   (when a - b simplifies)
+``c*exp(a) - c*exp(b)``,        ``-c*exp(b)*S``, S the window above z     1 - F cancels as F -> 1
+  exp(a - b) = F of a window
 ``1 - exp(L(y,d) - L(y,D))``   ``exp(L(y + d, D - d) - L(y, D))``       1 - F cancels as F -> 1
   L = log_ndtr_diff, D > d     (the survival function of a window)
 ``log1p(-f)`` (f in the        ``log(1 - f)`` of the complement,        the complement keeps its
 complement table)              e.g. ``log(gammaincc(a, x))``            digits
 ``log(ndtr(x))``               ``log_ndtr(x)``                          Φ underflows for x << 0
-``exp(a)*expm1(-a)``           ``-expm1(a)``                            e^a overflows
+``exp(a)*expm1(-a)``           ``-expm1(a)``                            0*inf for a << 0
 ``a*f + b*f`` (f with functions) ``(a + b)*f``, a + b simplified        z*f - low*f cancels
 ``p + c*exp(x)``, p + c simpler ``(p + c) + c*expm1(x)``                 p + c e^x cancels as x -> 0
 ``log(c1*exp(a) + c2*exp(b))``  ``logaddexp(a + log c1, b + log c2)``  e^a overflows
@@ -495,7 +499,7 @@ def _exp_distribute_rule(node, ctx):
 
 
 def _exp_expm1_rule(node, ctx):
-    """exp(a)*expm1(-a) -> -expm1(a): e^a overflows where the product does not."""
+    """exp(a)*expm1(-a) -> -expm1(a): 0*inf (a << 0) or inf*(-1) (a >> 0) as written."""
     if not isinstance(node, sp.Mul):
         return None
     for e in node.args:

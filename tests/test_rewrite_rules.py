@@ -145,6 +145,38 @@ CASES = [
         1e-14,
     ),
     (
+        "y*exp(x)*expm1(-x)",
+        "-y*expm1(x)",
+        {"exp_expm1"},
+        {x: 0.3, y: 0.4},
+        {x: -800.0, y: 0.5},  # 0*inf as written
+        1e-15,
+    ),
+    (
+        "z*exp(x)*ndtr(y) - lo*exp(x)*ndtr(y)",
+        "(z - lo)*exp(x)*ndtr(y)",
+        {"collect"},
+        {x: 0.3, y: 0.4, z: 1.5, lo: 0.2},
+        {x: 0.3, y: 0.4, z: 1e8 + 1.0, lo: 1e8 - 1.0},
+        1e-15,
+    ),
+    (  # x - a e^((x - a)(x + a)/2) for x = (z - m)/s, a = (lo - m)/s: 0 at z = lo
+        "(z - m)/s - (lo - m)*exp((z - lo)*(z + lo - 2*m)/(2*s**2))/s",
+        "(z - lo)/s - (lo - m)*expm1((z - lo)*(z + lo - 2*m)/(2*s**2))/s",
+        {"collect"},
+        {z: 0.5, lo: -0.3, m: 0.1, s: 1.5},
+        {z: 5.0 + 1e-9, lo: 5.0, m: 0.0, s: 1.0},
+        1e-14,
+    ),
+    (
+        "w - w*exp(x) + y",
+        "-w*expm1(x) + y",
+        {"collect"},
+        {x: 0.3, y: 0.4, w: 2.0},
+        {x: 1e-12, y: 0.0, w: 2.0},
+        1e-15,
+    ),
+    (
         "log1p(-gammainc(a, x))",
         "log(gammaincc(a, x))",
         {"log_complement"},
