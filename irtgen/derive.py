@@ -35,11 +35,11 @@ from irtgen.functions import log_beta_density, log_gamma_density, log_ndtr_diff
 from irtgen.lower import lower
 from irtgen.rewrite import (
     RULE_NAMES,
-    _split_function,
-    _tidy,
-    _window_ratio,
     distribute,
+    split_function,
     stabilize,
+    tidy,
+    window_ratio,
 )
 from irtgen.spec import Distribution, SpecError
 
@@ -438,15 +438,15 @@ def _two_sided(expr: sp.Expr, F: sp.Expr, inside: list, fired: set) -> sp.Expr:
     merge = ("exp_product", "exp_exponent")
     low = stabilize(distribute(expr), fired, nonnegative=inside, rules=merge)
     f_form = stabilize(low, fired, nonnegative=inside, rules=_F_FORM_RULES)
-    window = _window_ratio(F)
+    window = window_ratio(F)
     if window is None or not isinstance(low, sp.Add):
         return f_form
     y, d, big = window
     l_f, l_all = log_ndtr_diff(y, d), log_ndtr_diff(y, big)
-    l_s = log_ndtr_diff(_tidy(y + d), _tidy(big - d))
+    l_s = log_ndtr_diff(tidy(y + d), tidy(big - d))
 
     def in_s(term):
-        split = _split_function(term, sp.exp)
+        split = split_function(term, sp.exp)
         if split is None:
             return term
         rest, e = split

@@ -328,7 +328,7 @@ def _log_ndtr_rule(node, ctx):
 # -- differences of normal CDFs ----------------------------------------------------------------
 
 
-def _tidy(e: sp.Expr) -> sp.Expr:
+def tidy(e: sp.Expr) -> sp.Expr:
     """e as one fraction, factored where that is no longer: x - y appears as one factor."""
     e = sp.cancel(sp.together(e))
     try:
@@ -340,12 +340,12 @@ def _tidy(e: sp.Expr) -> sp.Expr:
 
 def _window(y: sp.Expr, d: sp.Expr, ctx: Context) -> sp.Expr:
     """Φ(y + d) - Φ(y) in the form the sign of d allows."""
-    d = _tidy(d)
+    d = tidy(d)
     sign = ctx.sign(d)
     if sign > 0:
         return sp.exp(log_ndtr_diff(y, d))
     if sign < 0:
-        return -sp.exp(log_ndtr_diff(_tidy(y + d), _tidy(-d)))
+        return -sp.exp(log_ndtr_diff(tidy(y + d), tidy(-d)))
     return ndtr_diff(y, d)
 
 
@@ -357,7 +357,7 @@ _CDF_LIKE: dict[type, tuple[sp.Expr, Callable[[sp.Expr], sp.Expr]]] = {
 }
 
 
-def _split_function(term: sp.Expr, cls: type) -> tuple[sp.Expr, sp.Expr] | None:
+def split_function(term: sp.Expr, cls: type) -> tuple[sp.Expr, sp.Expr] | None:
     """(rest, f) with term = rest * f, f of class cls, rest free of that class."""
     factors = term.args if isinstance(term, sp.Mul) else (term,)
     found = [k for k, f in enumerate(factors) if isinstance(f, cls)]
@@ -372,7 +372,7 @@ def _ndtr_difference_rule(node, ctx):
         return None
     terms = list(node.args)
     for cls, (scale, h) in _CDF_LIKE.items():
-        split = [_split_function(t, cls) for t in terms]
+        split = [split_function(t, cls) for t in terms]
         for i, si in enumerate(split):
             if si is None:
                 continue
@@ -390,14 +390,14 @@ def _ndtr_difference_rule(node, ctx):
                 else:
                     continue
                 # ri*(f(a) - f(b)) = ri*scale*(Φ(h(a)) - Φ(h(b)))
-                y = _tidy(h(b))
+                y = tidy(h(b))
                 new = ri * scale * _window(y, h(a) - h(b), ctx)
                 rest = [t for k, t in enumerate(terms) if k not in (i, j)]
                 return new + sp.Add(*rest)
     return None
 
 
-def _window_ratio(e: sp.Expr):
+def window_ratio(e: sp.Expr):
     """(y, d, D) for e = exp(L(y, d) - L(y, D)) or ndtr_diff(y, d)/ndtr_diff(y, D)."""
     if isinstance(e, sp.exp) and isinstance(e.args[0], sp.Add) and len(e.args[0].args) == 2:
         p, q = e.args[0].args
@@ -424,11 +424,11 @@ def _window_ratio(e: sp.Expr):
 
 def _window_survival(f: sp.Expr, ctx: Context) -> sp.Expr | None:
     """1 - f for f the probability of [y, y + d] within [y, y + D]: that of [y + d, y + D]."""
-    found = _window_ratio(f)
+    found = window_ratio(f)
     if found is None:
         return None
     y, d, big = found
-    rest = _window(_tidy(y + d), big - d, ctx)
+    rest = _window(tidy(y + d), big - d, ctx)
     if isinstance(f, sp.exp):
         return rest * sp.exp(-log_ndtr_diff(y, big))
     return rest / ndtr_diff(y, big)
@@ -455,7 +455,7 @@ def _tidy_exponent(e: sp.Expr) -> sp.Expr:
     plain, other = [], []
     for t in sp.Add.make_args(e):
         (other if t.atoms(sp.Function) else plain).append(t)
-    return _tidy(sp.Add(*plain)) + sp.Add(*other)
+    return tidy(sp.Add(*plain)) + sp.Add(*other)
 
 
 def _exp_product_rule(node, ctx):
@@ -533,7 +533,7 @@ def _collect_rule(node, ctx):
             groups.setdefault(f, []).append(k)
     for f, ks in groups.items():
         if len(ks) > 1:
-            total = _tidy(sp.Add(*(parts[k][0] for k in ks)))
+            total = tidy(sp.Add(*(parts[k][0] for k in ks)))
             rest = [t for k, t in enumerate(node.args) if k not in ks]
             return total * f + sp.Add(*rest)
     # p + c*exp(x) -> (p + c) + c*expm1(x) for the function-free terms p where p + c
@@ -544,7 +544,7 @@ def _collect_rule(node, ctx):
         for j, (c, f) in enumerate(parts):
             if not isinstance(f, sp.exp) or c.is_number or f.args[0].atoms(sp.Function):
                 continue  # x with functions (a window's log): no reason to expect x ~ 0
-            total = _tidy(p + c)
+            total = tidy(p + c)
             if sp.count_ops(total) < sp.count_ops(p) + sp.count_ops(c):
                 rest = [t for i, t in enumerate(node.args) if i != j and i not in plain]
                 return total + c * expm1(f.args[0]) + sp.Add(*rest)
@@ -562,7 +562,7 @@ def _exp_pairs(node):
     """(i, j, c, a, b) for terms i, j of the sum node equal to c*exp(a) and -c*exp(b)."""
     if not isinstance(node, sp.Add):
         return []
-    split = [_split_function(t, sp.exp) for t in node.args]
+    split = [split_function(t, sp.exp) for t in node.args]
     pairs = []
     for i, si in enumerate(split):
         for j in range(i + 1, len(split)):
@@ -616,7 +616,7 @@ def _logsumexp_rule(node, ctx):
         return None
     exponents = []
     for t in node.args[0].args:
-        split = _split_function(t, sp.exp)
+        split = split_function(t, sp.exp)
         if split is None or not (split[0].is_positive and split[0].is_number):
             return None
         exponents.append(split[1].args[0] + sp.log(split[0]))
