@@ -90,12 +90,12 @@ def pdf(z, loc, scale):
 def log_prob_grad(z, loc, scale):
     # d log q/dz = expm1((loc - z)/scale)/scale
     # d log q/dloc = -expm1((loc - z)/scale)/scale
-    # d log q/dscale = (-loc - scale + z + (loc - z)*exp((loc - z)/scale))/scale**2
+    # d log q/dscale = (-scale + (loc - z)*expm1((loc - z)/scale))/scale**2
     _t0 = 1.0 / scale
     _t1 = loc - z
-    _t2 = _t0 * _t1
-    _t3 = _t0 * el.expm1(_t2)
-    return _t3, -_t3, (_t1 * tl.exp(_t2) - _t1 - scale) / (scale * scale)
+    _t2 = el.expm1(_t0 * _t1)
+    _t3 = _t0 * _t2
+    return _t3, -_t3, (_t1 * _t2 - scale) / (scale * scale)
 
 
 @scalar

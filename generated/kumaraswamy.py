@@ -161,18 +161,16 @@ def sample(_seed, _offs, concentration1, concentration0):
 
 
 def mean_torch(concentration1, concentration0):
-    # mean = concentration0*gamma(concentration0)*gamma(1 + 1/concentration1)/gamma(concentration0 + 1 + 1/concentration1)
-    _t0 = 1.0 / concentration1 + 1.0
-    return concentration0 * torch.exp(torch.lgamma(_t0)) * torch.exp(torch.lgamma(concentration0)) / torch.exp(torch.lgamma(_t0 + concentration0))
+    # mean = concentration0*exp(betaln(concentration0, 1 + 1/concentration1))
+    return concentration0 * torch.exp((torch.lgamma(concentration0) + torch.lgamma(1.0 / concentration1 + 1.0) - torch.lgamma(concentration0 + 1.0 / concentration1 + 1.0)))
 
 
 def variance_torch(concentration1, concentration0):
-    # variance = concentration0*(-concentration0*gamma(concentration0)*gamma(1 + 1/concentration1)**2/gamma(concentration0 + 1 + 1/concentration1)**2 + gamma(1 + 2/concentration1)/gamma(concentration0 + 1 + 2/concentration1))*gamma(concentration0)
+    # variance = concentration0*(-concentration0*exp(betaln(1 + 1/concentration1, concentration0) + loggamma(1 + 1/concentration1) - loggamma(concentration0 + 1 + 1/concentration1)) + exp(loggamma(1 + 2/concentration1) - loggamma(concentration0 + 1 + 2/concentration1)))*gamma(concentration0)
     _t0 = 1.0 / concentration1
     _t1 = 2.0 * _t0 + 1.0
     _t2 = _t0 + 1.0
-    _t3 = concentration0 * torch.exp(torch.lgamma(concentration0))
-    return _t3 * (torch.exp(torch.lgamma(_t1)) / torch.exp(torch.lgamma(_t1 + concentration0)) - _t3 * torch.exp(torch.lgamma(_t2))**2 / torch.exp(torch.lgamma(_t2 + concentration0))**2)
+    return concentration0 * (torch.exp(torch.lgamma(_t1) - torch.lgamma(_t1 + concentration0)) - concentration0 * torch.exp((torch.lgamma(_t2) + torch.lgamma(concentration0) - torch.lgamma(_t2 + concentration0)) + torch.lgamma(_t2) - torch.lgamma(_t2 + concentration0))) * torch.exp(torch.lgamma(concentration0))
 
 
 def entropy_torch(concentration1, concentration0):

@@ -31,9 +31,16 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from irtgen.functions import log_beta_density, log_gamma_density
+from irtgen.functions import log_beta_density, log_gamma_density, log_ndtr_diff
 from irtgen.lower import lower
-from irtgen.rewrite import stabilize
+from irtgen.rewrite import (
+    RULE_NAMES,
+    distribute,
+    split_function,
+    stabilize,
+    tidy,
+    window_ratio,
+)
 from irtgen.spec import Distribution, SpecError
 
 
@@ -72,6 +79,8 @@ class Derivation:
     parent: tuple[str, dict[str, sp.Expr]] | None = None  # spec.parent, in the new symbols
     # None: not of that form (or a family with a parent, which is what its parent is)
     exponential_family: ExponentialFamilyForm | None = None
+    # names of the rewrite rules (irtgen.rewrite.RULES) that fired in these formulas, in order
+    rewrites: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -305,12 +314,17 @@ def derive(spec: Distribution) -> Derivation:
     cols: dict[str, list] = {k: [] for k in ("cdf", "sf", "pdf", "inv_pdf", "log_pdf", "dlogdz")}
     per_param: dict[str, list[list]] = {k: [[] for _ in params] for k in ("dcdf", "dlog", "imp")}
 
+    # what the rewrites may assume: z lies in the support
+    inside = [e for e in (z - lo, hi - z) if e.is_finite is not False and not e.has(sp.oo, -sp.oo)]
+    fired: set[str] = set()
+
     for F, _cond in pieces:
+        F, pre_sf = _prepare(F, inside, fired)
         raw_pdf = sp.diff(F, z)
         _require_derivative(spec.name, "the density dF/d" + z.name, raw_pdf)
         pdf = simplify(raw_pdf)
         cols["cdf"].append(F)  # as the user wrote it: simplify may expand a stable form
-        cols["sf"].append(simplify(1 - F))
+        cols["sf"].append(simplify(1 - F) if pre_sf is None else pre_sf)
         cols["pdf"].append(pdf)
         flat = pdf == 0  # a piece where the CDF is constant: no density, no gradient
         log_pdf = -sp.oo if flat else _log_of(pdf, z, points)
@@ -319,12 +333,19 @@ def derive(spec: Distribution) -> Derivation:
         cols["dlogdz"].append(sp.S.Zero if flat else simplify(sp.diff(log_pdf, z)))
         for i, p in enumerate(params):
             dF = sp.diff(F, p)
-            per_param["dcdf"][i].append(simplify(dF))
-            per_param["imp"][i].append(sp.S.Zero if flat else simplify(-dF / pdf))
+            if pre_sf is None:
+                per_param["dcdf"][i].append(simplify(dF))
+                per_param["imp"][i].append(sp.S.Zero if flat else simplify(-dF / pdf))
+            else:
+                # windows: the rewrites cancel their exponentials (simplify would combine the
+                # window's terms before they can), in two forms either side of F = 1/2
+                per_param["dcdf"][i].append(_two_sided(dF, F, inside, fired))
+                imp = sp.S.Zero if flat else _two_sided(-dF / raw_pdf, F, inside, fired)
+                per_param["imp"][i].append(imp)
             per_param["dlog"][i].append(sp.S.Zero if flat else simplify(sp.diff(log_pdf, p)))
 
     def final(values):
-        return stabilize(_join(values, conds))
+        return stabilize(_join(values, conds), fired, nonnegative=inside)
 
     icdf = None
     u = sp.Symbol("u", positive=True)
@@ -377,9 +398,74 @@ def derive(spec: Distribution) -> Derivation:
         extras=extras,
         parent=parent,
         exponential_family=exp_family,
+        rewrites=[name for name in RULE_NAMES if name in fired],
     )
     _check_derived(result)
     return result
+
+
+# rewrites applied to the CDF before it is differentiated: a difference of normal CDFs becomes a
+# window function whose derivatives are exponentials of (log density - log window), which cancel
+# symbolically against exp(log window) -- differentiating the difference itself gives
+# differences and ratios of erf that SymPy's simplification spreads apart beyond repair
+_PRE_RULES = ("ndtr_difference",)
+_PRE_FOLLOW_UP = ("ndtr_difference", "exp_product")
+# the form of a derivative in F (_two_sided): the rules that bring in S left out
+_F_FORM_RULES = tuple(n for n in RULE_NAMES if n not in ("window_survival", "window_difference"))
+
+
+def _prepare(F: sp.Expr, inside: list, fired: set) -> tuple[sp.Expr, sp.Expr | None]:
+    """(F to differentiate, its survival function or None): F with differences of normal CDFs
+    as windows (then also 1 - F as the window above z), else F itself and None."""
+    pre: set[str] = set()
+    G = stabilize(F, pre, nonnegative=inside, rules=_PRE_RULES)
+    if not pre:
+        return F, None
+    G = stabilize(G, pre, nonnegative=inside, rules=_PRE_FOLLOW_UP)
+    fired |= pre
+    return G, stabilize(1 - G, fired, nonnegative=inside)
+
+
+def _two_sided(expr: sp.Expr, F: sp.Expr, inside: list, fired: set) -> sp.Expr:
+    """A derivative of the window probability F = exp(L(y, d) - L(y, D)) (irtgen.rewrite), as
+    Piecewise((its form in F, F < 1/2), (its form in S = 1 - F, True)).
+
+    The terms of a derivative are products of exponentials, some proportional to F. Where F is
+    close to 1 such terms cancel against others (1 - F is lost); there the same terms are
+    written with F = 1 - S, the window above z, after which the cancelling parts are equal
+    terms of opposite sign and vanish. Each form is used where the probability it is written in
+    is at most 1/2, as for an incomplete gamma function and its complement."""
+    merge = ("exp_product", "exp_exponent")
+    low = stabilize(distribute(expr), fired, nonnegative=inside, rules=merge)
+    f_form = stabilize(low, fired, nonnegative=inside, rules=_F_FORM_RULES)
+    window = window_ratio(F)
+    if window is None or not isinstance(low, sp.Add):
+        return f_form
+    y, d, big = window
+    l_f, l_all = log_ndtr_diff(y, d), log_ndtr_diff(y, big)
+    l_s = log_ndtr_diff(tidy(y + d), tidy(big - d))
+
+    def in_s(term):
+        split = split_function(term, sp.exp)
+        if split is None:
+            return term
+        rest, e = split
+        exponent = sp.expand(e.args[0], deep=False)
+        if exponent.coeff(l_f) != 1:
+            return term
+        base = exponent - l_f + l_all  # F e^r = e^r - S e^r, S = exp(l_s - l_all)
+        return rest * (sp.exp(base) - sp.exp(base + l_s - l_all))
+
+    s_form = stabilize(
+        distribute(sp.Add(*(in_s(t) for t in low.args))),
+        fired,
+        nonnegative=inside,
+        rules=merge,
+    )
+    s_form = stabilize(s_form, fired, nonnegative=inside)
+    if s_form == f_form:
+        return f_form
+    return sp.Piecewise((f_form, l_f - l_all < -sp.log(2)), (s_form, True))
 
 
 def _require_derivative(name: str, what: str, e: sp.Basic) -> None:

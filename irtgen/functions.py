@@ -30,6 +30,9 @@ __all__ = [
     "ndtr",
     "ndtri",
     "log_ndtr",
+    "log_ndtr_diff",
+    "ndtr_diff",
+    "logaddexp",
     "log_gamma_density",
     "gammainc",
     "gammaincc",
@@ -195,6 +198,95 @@ class log_ndtr(_MpmathFunction):  # noqa: N801
 
     def _eval_rewrite_as_log(self, x, **kwargs):
         return sp.log(ndtr(x))
+
+
+def _mp_ndtr_diff(y, d):
+    """Φ(y + d) - Φ(y) for d >= 0, as a - b from the tail the window lies in, with as many
+    extra bits as a - b cancels."""
+    if d == 0:
+        return mpmath.mpf(0)
+    prec = mpmath.mp.prec
+    extra = 20
+    for _ in range(10):
+        with mpmath.workprec(prec + extra):
+            x = y + d
+            if y >= 0:  # upper tail: Φ(-y) - Φ(-x)
+                a, b = mpmath.ncdf(-y), mpmath.ncdf(-x)
+            elif x <= 0:
+                a, b = mpmath.ncdf(x), mpmath.ncdf(y)
+            else:
+                a, b = 1 - mpmath.ncdf(-x), mpmath.ncdf(y)
+            diff = a - b
+            if diff > 0 and mpmath.log(a / diff, 2) < extra - 10:
+                return +diff
+            extra = 4 * extra if diff <= 0 else int(mpmath.log(a / diff, 2)) + 30
+    return diff
+
+
+class log_ndtr_diff(_MpmathFunction):  # noqa: N801
+    """log(Φ(y + d) - Φ(y)) for d > 0: the log-probability of the window [y, y + d] under the
+    standard normal, from the side of 0 where nothing cancels (quadrature for narrow windows).
+    The window's width d is its own argument, so that e.g. (z - low)/scale is one rounding."""
+
+    nargs = 2
+    is_extended_real = True
+
+    @staticmethod
+    def _mp(y, d):
+        return mpmath.log(_mp_ndtr_diff(y, d))
+
+    def fdiff(self, argindex=1):
+        y, d = self.args
+        # φ(y + d)/(Φ(y + d) - Φ(y)) and, in y, that minus φ(y)/(Φ(y + d) - Φ(y)): written as
+        # exponentials of the density's log minus this one, so that products with
+        # exp(log_ndtr_diff) cancel symbolically
+        upper = sp.exp(-((y + d) ** 2) / 2 - self) / sp.sqrt(2 * sp.pi)
+        if argindex == 2:
+            return upper
+        return upper - sp.exp(-(y**2) / 2 - self) / sp.sqrt(2 * sp.pi)
+
+    def _eval_rewrite_as_log(self, y, d, **kwargs):
+        return sp.log(ndtr(y + d) - ndtr(y))
+
+
+class ndtr_diff(_MpmathFunction):  # noqa: N801
+    """Φ(y + d) - Φ(y) for d of either sign (negative for d < 0), through log_ndtr_diff of the
+    window between y and y + d."""
+
+    nargs = 2
+    is_extended_real = True
+
+    @staticmethod
+    def _mp(y, d):
+        return _mp_ndtr_diff(y, d) if d >= 0 else -_mp_ndtr_diff(y + d, -d)
+
+    def fdiff(self, argindex=1):
+        y, d = self.args
+        upper = sp.exp(-((y + d) ** 2) / 2) / sp.sqrt(2 * sp.pi)
+        if argindex == 2:
+            return upper
+        return upper - sp.exp(-(y**2) / 2) / sp.sqrt(2 * sp.pi)
+
+    def _eval_rewrite_as_ndtr(self, y, d, **kwargs):
+        return ndtr(y + d) - ndtr(y)
+
+
+class logaddexp(_MpmathFunction):  # noqa: N801
+    """log(exp(a) + exp(b)), without overflow or underflow of the exponentials."""
+
+    nargs = 2
+    is_extended_real = True
+
+    @staticmethod
+    def _mp(a, b):
+        return mpmath.log(mpmath.exp(a) + mpmath.exp(b))
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sigmoid(a - b) if argindex == 1 else sigmoid(b - a)
+
+    def _eval_rewrite_as_exp(self, a, b, **kwargs):
+        return sp.log(sp.exp(a) + sp.exp(b))
 
 
 # -- incomplete gamma ------------------------------------------------------------------------
@@ -473,6 +565,9 @@ IRTGEN_FUNCTIONS = (
     ndtr,
     ndtri,
     log_ndtr,
+    log_ndtr_diff,
+    ndtr_diff,
+    logaddexp,
     log_gamma_density,
     gammainc,
     gammaincc,

@@ -320,6 +320,8 @@ def describe(obj: Distribution | Derivation, latex: bool = False, width: int | N
         else:
             body = _pretty(expr, width - len(INDENT))
             out += [(INDENT + line).rstrip() for line in body.splitlines()]
+    # the numerically safer rewrites (irtgen.rewrite.RULES) that fired in these formulas
+    out += ["", "rewrites: " + (", ".join(d.rewrites) or "none")]
     used = _functions_used([e for _, _, e in rows])
     if used:
         out += ["", "functions (irtgen.functions; numerically careful forms)"]

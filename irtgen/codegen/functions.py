@@ -76,6 +76,24 @@ FUNCTIONS: dict[type, Impl] = {
     ),
     ndtri: Impl("torch.special.ndtri({0})", "el.ndtri({0})", ndtri._mp),
     F.log_ndtr: _special("st", "log_ndtr", 1, F.log_ndtr, "torch.special.log_ndtr({0})"),
+    # log(Φ(y + d) - Φ(y)), d > 0; the torch form (parameter-only properties) takes the
+    # difference in the tail the window lies in
+    F.log_ndtr_diff: _special(
+        "st",
+        "log_ndtr_diff",
+        2,
+        F.log_ndtr_diff,
+        "torch.where(({0}) > 0, torch.log(torch.special.ndtr(-({0})) - torch.special.ndtr(-({0}) "
+        "- ({1}))), torch.log(torch.special.ndtr(({0}) + ({1})) - torch.special.ndtr({0})))",
+    ),
+    F.ndtr_diff: _special(
+        "st",
+        "ndtr_diff",
+        2,
+        F.ndtr_diff,
+        "(torch.special.ndtr(({0}) + ({1})) - torch.special.ndtr({0}))",
+    ),
+    F.logaddexp: Impl("torch.logaddexp({0}, {1})", "el.logaddexp({0}, {1})", F.logaddexp._mp),
     sp.Abs: Impl("torch.abs({0})", "tl.abs({0})"),
     sp.sign: Impl("torch.sign({0})", "el.sign({0})"),
     sp.floor: Impl("torch.floor({0})", "tl.floor({0})"),

@@ -75,6 +75,12 @@ def _log1mexp(x):
     )
 
 
+def _log_ndtr_diff(y, d):
+    # log(Φ(y + d) - Φ(y)): the difference taken in the tail the window lies in
+    upper = torch.log(torch.special.ndtr(-y) - torch.special.ndtr(-y - d))
+    return torch.where(y > 0, upper, torch.log(torch.special.ndtr(y + d) - torch.special.ndtr(y)))
+
+
 def _pow(a, b):
     return torch.pow(a, b)
 
@@ -105,6 +111,12 @@ TORCH_FORMS = {
     "irtgen.scalar.elementary.ndtr": torch.special.ndtr,
     "irtgen.scalar.elementary.ndtri": torch.special.ndtri,
     "irtgen.scalar.elementary.log_ndtr": torch.special.log_ndtr,
+    "irtgen.scalar.elementary.logaddexp": torch.logaddexp,
+    "irtgen.scalar.student_t.log_ndtr": torch.special.log_ndtr,
+    "irtgen.scalar.student_t.log_ndtr_diff": _log_ndtr_diff,
+    "irtgen.scalar.student_t.ndtr_diff": lambda y, d: (
+        torch.special.ndtr(y + d) - torch.special.ndtr(y)
+    ),
     "irtgen.scalar.elementary.erfc": torch.special.erfc,
     "irtgen.scalar.elementary.erfcx": torch.special.erfcx,
     "irtgen.scalar.elementary.erfinv": torch.special.erfinv,

@@ -541,3 +541,18 @@ def two_sum(p, q):
     s = p + q
     qq = s - p
     return s, (p - (s - qq)) + (q - qq)
+
+
+# -- log of sums -------------------------------------------------------------------------------
+
+
+@scalar
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)) = max(a, b) + log1p(exp(-|a - b|)); the infinite max itself when
+    it is infinite."""
+    m = tl.maximum(a, b)
+    if tl.abs(m) == float("inf"):
+        r = m
+    else:
+        r = m + log1p(tl.exp(-tl.abs(a - b)))
+    return r

@@ -157,6 +157,19 @@ def test_triton_form_in_the_interpreter_matches_numba(name, tol):
     assert _rel(out.numpy(), numba_map(sf, *args)).max() <= tol
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_log_ndtr_diff_triton_form_in_the_interpreter_matches_numba():
+    """log_ndtr_diff and ndtr_diff in every regime (narrow windows, either tail, straddling 0)."""
+    y = np.array([-0.3, 0.2, -40.0, 39.0, -6.0, 5.0, 5.5, -1.0, -8.0, 3.0, 0.5, -2.0])
+    d = np.array([0.5, 1e-9, 0.04, 0.03, 1.0, 1.0, 0.1, 2.0, 16.0, 30.0, 0.0, -1.5])
+    for sf, dd in ((S.log_ndtr_diff, np.abs(d)), (S.ndtr_diff, d)):
+        out = torch.empty(len(y), dtype=torch.float64)
+        _one_element_kernel[(len(y),)](torch.tensor(y), torch.tensor(dd), out, FN=sf.triton(), NP=2)
+        want = numba_map(sf, y, dd)
+        same = (out.numpy() == want) | (_rel(out.numpy(), want) <= 1e-15)
+        assert same.all(), (out, want)
+
+
 def test_psi_half_series():
     # c(df) = [psi((df+1)/2) - psi(df/2) - 1/df]/2 from its asymptotic series, for df >= 50
     df = [50.0, 77.0, 1e3, 1e6]
@@ -209,10 +222,12 @@ def test_student_t_functions_compile_for_sm90_within_limits(tmp_path):
     # ~10 s on one core (the quadratures loop over their points; unrolled they took ~40 s)
     specs = [
         ("irtgen.scalar.student_t", "log_ndtr", 1, 1),
+        ("irtgen.scalar.student_t", "log_ndtr_diff", 2, 1),
+        ("irtgen.scalar.student_t", "ndtr_diff", 2, 1),
         ("irtgen.scalar.student_t", "student_t_cdf", 2, 1),
         ("irtgen.scalar.student_t", "student_t_ddf_ratio", 2, 1),
     ]
     usage = compile_resources(specs, tmp_path)
-    assert len(usage) == 6
+    assert len(usage) == 10
     # no local memory: the block form kept its quadrature in 8,064 bytes of stack
     assert not check_resources(usage), usage
