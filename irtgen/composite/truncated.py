@@ -277,11 +277,20 @@ def _solve(family: Family, w: _Window, u, v, params):
     z = _f(family, "icdf", p, params)
     span = w.b - w.a
     finite = torch.isfinite(w.a) & torch.isfinite(w.b)
-    # exponential-tail guesses for a half-infinite window, the uniform one for a finite window
-    tail_a = w.a - torch.log(v) / torch.exp(w.la - w.log_z)
-    tail_b = w.b + torch.log(u) / torch.exp(w.lb - w.log_z)
-    guess = torch.where(finite, w.a + u * span, torch.where(torch.isfinite(w.a), tail_a, tail_b))
-    bad = ~((z > w.a) & (z < w.b)) | w.short
+    # where that icdf is out of reach: exponential tails for a half-infinite window; for a
+    # finite one, the quantile of the density with log q linear between the ends
+    tail_a = w.a - torch.log(v) / w.ea
+    tail_b = w.b + torch.log(u) / w.eb
+    slope = (w.lb - w.la) / span
+    rise = slope * span
+    flat = ~(rise.abs() > 1e-8)
+    slope = torch.where(flat, 1.0, slope)
+    from_a = w.a + torch.log1p(u * torch.expm1(rise)) / slope
+    from_b = w.b + torch.log1p(v * torch.expm1(-rise)) / slope
+    linear = torch.where(flat, w.a + u * span, torch.where(rise <= 0, from_a, from_b))
+    guess = torch.where(finite, linear, torch.where(torch.isfinite(w.a), tail_a, tail_b))
+    # 1 - S keeps about -log10(S) fewer digits: a guess from there is far off
+    bad = ~((z > w.a) & (z < w.b)) | ((pf > 0.5) & (ps_ < 1e-3))
     z = torch.where(bad, guess, z)
     bad = ~((z > w.a) & (z < w.b))
     z = torch.where(bad & finite, w.a + 0.5 * span, z)
@@ -310,7 +319,9 @@ def _solve(family: Family, w: _Window, u, v, params):
             torch.where(torch.isfinite(hia), za - step, za + step),
         )
         zn = torch.where(out, bis, zn)
-        done = (h == 0) | ((zn - za).abs() <= 2 * eps * za.abs())
+        # converged: F_T(z) is u to the accuracy of the masses (the step just taken is below
+        # their noise), or the step or the bracket is down to rounding
+        done = (h.abs() <= 8 * eps) | ((zn - za).abs() <= 2 * eps * za.abs())
         done = done | (hia - loa <= 2 * eps * torch.maximum(loa.abs(), hia.abs()))
         z[active], lo[active], hi[active] = zn, loa, hia
         active = active[~done]
