@@ -66,6 +66,8 @@ __all__ = ["Truncated"]
 F64 = torch.float64
 _NODES = 24  # Gauss-Legendre points of a window's (or sub-window's) quadrature
 _SPREAD = 2.0  # the largest variation of log q over an interval integrated by quadrature
+_WALK_PANELS = 40  # panels of a far tail's quadrature (each where log q varies by _SPREAD)
+_UNDERFLOW = 2.0**-1000  # masses below this come from quadrature in log space
 _NEWTON_STEPS = 40  # the most safeguarded Newton steps of a draw (2 to 6 are usual)
 _T_MAX, _PANELS, _PANEL_NODES = 40.0, 16, 16  # the moments' quadrature in t = logit(u)
 
@@ -98,6 +100,51 @@ def _log_integral(family: Family, x0, x1, params):
     lq = _f(family, "log_prob", x, [p[..., None] for p in params])
     log_mass = torch.logsumexp(logw + lq, dim=-1)
     return log_mass, lq, x, logw
+
+
+def _log_integral_walk(family: Family, start, stop, params, ref=None, m=None):
+    """log ∫ q between ``start`` (finite, where q is the larger) and ``stop`` (may be
+    infinite), for far tails whose masses F and S underflow: panels walked from ``start``, each
+    as wide as ``_SPREAD``/|d log q/dx| at its start (log q varies by about _SPREAD over it),
+    each integrated by the Gauss-Legendre rule. With q log-concave in the tail the panels cover
+    a fall of log q by at least 2 _WALK_PANELS, beyond which the rest is below rounding.
+
+    With ``ref`` and ``m`` (one tensor a parameter), also [∫ exp(log q - ref) (ℓ - m) dx]
+    over the parameters, ℓ = ∂log q/∂θ (the centred moments of the implicit gradient), and
+    ∫ exp(log q - ref) dx by the same weights, to normalise with: exp(total - ref) would carry
+    the rounding of ref (1e-13 at log q = -800)."""
+    direction = torch.where(stop >= start, 1.0, -1.0)
+    x = start
+    total = torch.full_like(start, -math.inf)
+    moments = None if ref is None else [torch.zeros_like(start) for _ in m]
+    norm = torch.zeros_like(start)
+    for _ in range(_WALK_PANELS):
+        slope = _f(family, "log_prob_grad", x, params)[0].abs()
+        remaining = (stop - x).abs()
+        width = torch.where(slope > 0, _SPREAD / slope, math.inf)
+        width = torch.minimum(torch.nan_to_num(width, nan=0.0), remaining)
+        x_next = x + direction * width
+        lm, lq, nodes, logw = _log_integral(
+            family, torch.minimum(x, x_next), torch.maximum(x, x_next), params
+        )
+        some = width > 0
+        total = torch.logaddexp(total, torch.where(some, lm, -math.inf))
+        if moments is not None:
+            weights = torch.where(some[..., None], torch.exp(logw + lq - ref[..., None]), 0.0)
+            norm += weights.sum(-1)
+            ell = _f(family, "log_prob_grad", nodes, [p[..., None] for p in params])[1:]
+            for acc, li, mi in zip(moments, ell, m, strict=True):
+                acc += torch.where(some[..., None], weights * (li - mi[..., None]), 0.0).sum(-1)
+        x = x_next
+    return total if moments is None else (total, moments, norm)
+
+
+def _walk(family: Family, x0, x1, l0, l1, params, ref=None, m=None):
+    """_log_integral_walk over [x0, x1] from the end with the larger log q (l0, l1)."""
+    first = l0 >= l1
+    return _log_integral_walk(
+        family, torch.where(first, x0, x1), torch.where(first, x1, x0), params, ref, m
+    )
 
 
 def _spread(lq, *ends):
@@ -139,6 +186,7 @@ class _Window:
     pb: torch.Tensor
     ea: torch.Tensor  # q(a)/Z, q(b)/Z
     eb: torch.Tensor
+    far: torch.Tensor  # masses below float64's range (_log_integral_walk)
 
     def take(self, idx) -> _Window:
         values = {}
@@ -162,6 +210,11 @@ def _window(family: Family, low, high, params) -> _Window:
     Sb = torch.where(cut_b, _f(family, "sf", b, params), 0.0)
     z_lin = _between(Fa, Sa, Fb, Sb)
     log_z = torch.log(z_lin)
+    far = z_lin < _UNDERFLOW
+    if bool(far.any()):
+        idx = far.nonzero().squeeze(-1)
+        ps = [p[idx] for p in params]
+        log_z[idx] = _walk(family, a[idx], b[idx], la[idx], lb[idx], ps)
     pa = torch.where(cut_a, _f(family, "pdf", a, params), 0.0)
     pb = torch.where(cut_b, _f(family, "pdf", b, params), 0.0)
     # m = ∂log Z/∂θ = (q(a) g(a) - q(b) g(b))/Z, g the base's dz/dθ
@@ -172,6 +225,17 @@ def _window(family: Family, low, high, params) -> _Window:
         torch.where(cut_a, ea * gai, 0.0) - torch.where(cut_b, eb * gbi, 0.0)
         for gai, gbi in zip(ga, gb, strict=True)
     ]
+    # far tails: q(a)/Z carries the rounding of log q(a) (1e-13 at log q = -800), which the
+    # cancellation of ℓ - m magnifies; E_T[ℓ] as a weighted mean of ℓ by quadrature does not
+    # (where an uncut end is infinite, so that no end of the support moves with θ)
+    far = far & (cut_a | torch.isinf(a)) & (cut_b | torch.isinf(b))
+    if bool(far.any()):
+        idx = far.nonzero().squeeze(-1)
+        ps = [p[idx] for p in params]
+        zeros = [torch.zeros_like(idx, dtype=F64) for _ in m]
+        _, moments, norm = _walk(family, a[idx], b[idx], la[idx], lb[idx], ps, log_z[idx], zeros)
+        for mi, moment in zip(m, moments, strict=True):
+            mi[idx] = moment / norm
     short = torch.zeros_like(cut_a)
     near = cut_a & cut_b & ((la - lb).abs() <= _SPREAD)
     if bool(near.any()):
@@ -189,7 +253,8 @@ def _window(family: Family, low, high, params) -> _Window:
             mi[sel] = (weights * li).sum(-1)
         ea[sel] = torch.exp(la[sel] - log_z[sel])
         eb[sel] = torch.exp(lb[sel] - log_z[sel])
-    return _Window(a, b, cut_a, cut_b, la, lb, Fa, Sa, Fb, Sb, log_z, short, m, pa, pb, ea, eb)
+    far = far & ~short
+    return _Window(a, b, cut_a, cut_b, la, lb, Fa, Sa, Fb, Sb, log_z, short, m, pa, pb, ea, eb, far)
 
 
 @dataclass
@@ -224,6 +289,16 @@ def _at(family: Family, w: _Window, z, params) -> _At:
         ok = _spread(lq, lend[idx], lz[idx]) <= _SPREAD
         lp[idx[ok]] = lm[ok]
         short[idx[ok]] = True
+    # far tails: masses below float64's range, from quadrature in log space
+    for x0, x1, l0, l1, lp, short in (
+        (w.a, z, w.la, lz, lpa, short_a),
+        (z, w.b, lz, w.lb, lpb, short_b),
+    ):
+        far = (lp < math.log(_UNDERFLOW)) & ~short & (x1 > x0)
+        if bool(far.any()):
+            idx = far.nonzero().squeeze(-1)
+            ps = [p[idx] for p in params]
+            lp[idx] = _walk(family, x0[idx], x1[idx], l0[idx], l1[idx], ps)
     return _At(lz, lpa, lpb, short_a, short_b)
 
 
@@ -263,6 +338,24 @@ def _implicit(family: Family, w: _Window, z, params, at: _At):
         ell = _f(family, "log_prob_grad", x, [p[..., None] for p in ps])[1:]
         for d, li, mi in zip(dtheta, ell, w.m, strict=True):
             d[idx] = sign * (scale * (li - mi[idx][..., None])).sum(-1)
+    # far tails: the same forms by the walk (the closed form's terms carry the rounding of
+    # log q, ~1e-13 at log q = -800, and cancel)
+    far = w.far & ~(use_a | use_b)
+    if bool(far.any()):
+        valid_a = w.cut_a | torch.isinf(w.a)
+        valid_b = w.cut_b | torch.isinf(w.b)
+        side_a = valid_a & ((at.lpa <= at.lpb) | ~valid_b)
+        for use, sign in ((far & side_a, -1.0), (far & ~side_a & valid_b, 1.0)):
+            if not bool(use.any()):
+                continue
+            idx = use.nonzero().squeeze(-1)
+            ps = [p[idx] for p in params]
+            zi, lzi = z[idx], at.lz[idx]
+            x0, x1 = (w.a[idx], zi) if sign < 0 else (zi, w.b[idx])
+            l0, l1 = (w.la[idx], lzi) if sign < 0 else (lzi, w.lb[idx])
+            _, moments, _ = _walk(family, x0, x1, l0, l1, ps, lzi, [mi[idx] for mi in w.m])
+            for d, mom in zip(dtheta, moments, strict=True):
+                d[idx] = sign * mom
     return dtheta, ra * cft, rb * ft
 
 
@@ -289,8 +382,16 @@ def _solve(family: Family, w: _Window, u, v, params):
     from_b = w.b + torch.log1p(v * torch.expm1(-rise)) / slope
     linear = torch.where(flat, w.a + u * span, torch.where(rise <= 0, from_a, from_b))
     guess = torch.where(finite, linear, torch.where(torch.isfinite(w.a), tail_a, tail_b))
-    # 1 - S keeps about -log10(S) fewer digits: a guess from there is far off
-    bad = ~((z > w.a) & (z < w.b)) | ((pf > 0.5) & (ps_ < 1e-3))
+    # 1 - S keeps about -log10(S) fewer digits: below S = 2^-26, the guess is the exponential
+    # tail through a point x0 where S is known: a, or the icdf of 1 - 2^-26 where a is below
+    tail = (pf > 0.5) & (ps_ < 2.0**-26)
+    if bool(tail.any()):
+        x0 = _f(family, "icdf", torch.full_like(u, 1.0 - 2.0**-26), params)
+        x0 = torch.where(w.cut_a & (w.a > x0), w.a, x0)
+        s0 = _f(family, "sf", x0, params)
+        hazard = _f(family, "pdf", x0, params) / s0
+        z = torch.where(tail, x0 + (torch.log(s0) - torch.log(ps_)) / hazard, z)
+    bad = ~((z > w.a) & (z < w.b))
     z = torch.where(bad, guess, z)
     bad = ~((z > w.a) & (z < w.b))
     z = torch.where(bad & finite, w.a + 0.5 * span, z)
@@ -321,7 +422,8 @@ def _solve(family: Family, w: _Window, u, v, params):
         zn = torch.where(out, bis, zn)
         # converged: F_T(z) is u to the accuracy of the masses (the step just taken is below
         # their noise), or the step or the bracket is down to rounding
-        done = (h.abs() <= 8 * eps) | ((zn - za).abs() <= 2 * eps * za.abs())
+        target = torch.where(low_a, log_tu[active], log_tv[active])
+        done = (h.abs() <= 8 * eps * (1 + target.abs())) | ((zn - za).abs() <= 2 * eps * za.abs())
         done = done | (hia - loa <= 2 * eps * torch.maximum(loa.abs(), hia.abs()))
         z[active], lo[active], hi[active] = zn, loa, hia
         active = active[~done]
