@@ -53,7 +53,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution, constraints
 from torch.library import custom_op
 
@@ -722,6 +721,29 @@ def _(info, in_dims, family, low, high, params, shape, batch_shape, token):
     )
 
 
+class _TruncatedBackward(torch.autograd.Function):
+    """_backward as a function, so that torch.func's transforms unwrap its inputs before the
+    kernels read them: [grad of value, low, high, *params], an empty tensor where ``needs`` is
+    False. First order: its own backward refuses."""
+
+    @staticmethod
+    def forward(family, op, batch_shape, needs, drawn, value, at, grad, low, high, *params):
+        out = _backward(family, op, value, at, grad, low, high, params, batch_shape, needs, drawn)
+        return tuple(o if o is not None else value.new_empty(0) for o in out)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("irtgen: Truncated's gradients are first order")
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        return autograd.vmap_by_loop(_TruncatedBackward.apply, info, in_dims, *args)
+
+
 class _TruncatedFunction(torch.autograd.Function):
     """``irtgen::truncated`` for eager calls (library.eager), the same code without a custom
     op's dispatch."""
@@ -741,23 +763,28 @@ class _TruncatedFunction(torch.autograd.Function):
         ctx.save_for_backward(value, output, low, high, *params)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         value, at, low, high, *params = ctx.saved_tensors
-        out = _backward(
+        out = _TruncatedBackward.apply(
             ctx.family,
             ctx.op,
+            ctx.batch_shape,
+            tuple(ctx.needs),
+            ctx.drawn,
             value,
             at,
             grad,
             low,
             high,
-            params,
-            ctx.batch_shape,
-            ctx.needs,
-            ctx.drawn,
+            *params,
         )
-        return (None, None, None, None, *out)
+        return (
+            None,
+            None,
+            None,
+            None,
+            *(o if n else None for o, n in zip(out, ctx.needs, strict=True)),
+        )
 
     @staticmethod
     def vmap(info, in_dims, *args):
@@ -799,6 +826,12 @@ def _moment_nodes(device):
     return torch.from_numpy(nodes).to(device), torch.from_numpy(weights).to(device)
 
 
+_SupportEnds = autograd.without_gradient(
+    lambda family, *params: torch.stack(ops.evaluate(family, "support", params)),
+    "TruncatedSupportEnds",
+)
+
+
 class _Within(constraints.Constraint):
     """Values in [low, high] and in the base's support (checked by its own formula, with its
     open and closed ends)."""
@@ -812,9 +845,8 @@ class _Within(constraints.Constraint):
 
     def check(self, value):
         d = self._dist
-        inside = ops.evaluate(
-            d._core.family, "in_support", (value, *(p.expand(d.batch_shape) for p in d._params))
-        )
+        # an autograd function, so that torch.func's wrapped tensors reach the kernels unwrapped
+        inside = ops._InSupport(d._core.family, d.batch_shape, value, *d._params)
         return inside & (value >= d.low) & (value <= d.high)
 
     def __repr__(self) -> str:
@@ -873,7 +905,7 @@ class Truncated(Distribution):
     def _check_bounds(self) -> None:
         slo, shi = self._support_ends()
         ok = (self.low < self.high) & (self.low < shi) & (self.high > slo)
-        if not bool(ok.all()):
+        if not torch._is_all_true(ok):  # as torch validates (also under vmap)
             raise ValueError(
                 f"Expected parameter low ({type(self.low).__name__} of shape "
                 f"{tuple(self.low.shape)}) of distribution {self!r} to satisfy the constraint "
@@ -883,7 +915,8 @@ class Truncated(Distribution):
 
     def _support_ends(self):
         wide = [p.detach() for p in self._params]
-        return (e.to(self.low.dtype) for e in ops.evaluate(self._core.family, "support", wide))
+        ends = _SupportEnds(self._core.family, *wide)
+        return ends[0].to(self.low.dtype), ends[1].to(self.low.dtype)
 
     def _ends(self):
         slo, shi = self._support_ends()
@@ -964,7 +997,7 @@ class Truncated(Distribution):
                     f"{expected}."
                 )
         inside = self.support.check(value)
-        if not bool(inside.all()):
+        if not torch._is_all_true(inside):
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) "
                 f"to be within the support ({self.support!r}) of the distribution {self!r}, "
@@ -990,7 +1023,7 @@ class Truncated(Distribution):
     def icdf(self, value):
         """The z with F_T(z) = u; gradients dz/du = Z/q(z) and those of rsample."""
         value = self._core._value(value)
-        if self._validate_args and not bool(((value >= 0) & (value <= 1)).all()):
+        if self._validate_args and not torch._is_all_true((value >= 0) & (value <= 1)):
             raise ValueError("icdf: values must lie in [0, 1]")
         return self._apply("icdf", value)
 
