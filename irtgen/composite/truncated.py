@@ -25,12 +25,16 @@ Masses. A difference F(y) - F(x) is taken from the side that does not cancel: F(
 below the base's median, S(x) - S(y) otherwise. Where log q varies by at most ``_SPREAD`` over
 [x, y] (a narrow window, or a draw close to an end), the difference is instead ∫_x^y q by a
 ``_NODES``-point Gauss-Legendre rule of exp(log q), which is exact to rounding there. Masses
-are carried as logarithms (Z, F_T and 1 - F_T never underflow before the base's F and S do).
+are carried as logarithms. Where F and S underflow float64 (below ``_UNDERFLOW``: a Normal
+beyond 37σ), the masses, m and the forms above come from panels walked in log space from the
+end with the larger density (``_log_integral_walk``), m and the gradient as normalised weighted
+moments (a weight exp(log q - log Z) would carry the rounding of log Z, 1e-13 at -800).
 
 Draws. u ~ U(0, 1) in float64 (from torch's generator); a first z from the base's icdf on the
-non-cancelling side (an exponential-tail guess where that icdf overflows, the uniform guess in
-a narrow window), then safeguarded Newton steps on log F_T (u ≤ 1/2) or log(1 - F_T), kept
-inside a bracket that starts as [a, b]. Everything runs in float64 and is rounded to the
+non-cancelling side (where 1 - S has lost its digits, the exponential tail through a point of
+known S; where the icdf misses the window, an exponential-tail or log-linear guess), then
+safeguarded Newton steps on log F_T (u ≤ 1/2) or log(1 - F_T), kept inside a bracket that
+starts as [a, b]. Everything runs in float64 and is rounded to the
 dtype last; the draw rule (irtgen.runtime.ops.inside_support) holds for [a, b] ∩ support: a
 draw is strictly inside in its dtype, and one moved there has gradient 0.
 
@@ -440,22 +444,22 @@ def _prepared(family: Family, value, low, high, params, batch_shape):
     w = _window(family, wide[0], wide[1], wide[2:])
     view = tuple(batch_shape)
 
-    def spread(t):
+    def broadcast(t):
         return t.reshape(view).expand(out_shape).reshape(-1)
 
     wf = _Window(
         **{
             f.name: (
-                [spread(t) for t in getattr(w, f.name)]
+                [broadcast(t) for t in getattr(w, f.name)]
                 if isinstance(getattr(w, f.name), list)
-                else spread(getattr(w, f.name))
+                else broadcast(getattr(w, f.name))
             )
             for f in fields(w)
         }
     )
-    flat_params = [spread(p) for p in wide[2:]]
+    flat_params = [broadcast(p) for p in wide[2:]]
     x = value.detach().to(F64).expand(out_shape).reshape(-1)
-    return out_shape, x, wf, flat_params, w
+    return out_shape, x, wf, flat_params
 
 
 def _result_dtype(*tensors):
@@ -474,7 +478,7 @@ def _forward(family: Family, op: str, value, low, high, params, batch_shape):
         wide = [t.detach().to(F64).expand(batch_shape).reshape(-1) for t in (low, high, *params)]
         w = _window(family, wide[0], wide[1], wide[2:])
         return w.log_z.reshape(batch_shape).to(dtype)
-    out_shape, x, w, ps, _ = _prepared(family, value, low, high, params, batch_shape)
+    out_shape, x, w, ps = _prepared(family, value, low, high, params, batch_shape)
     if op == "cdf":
         inside = (x > w.a) & (x < w.b)
         xc = torch.where(inside, x, w.a + 0.5 * (w.b - w.a))
@@ -510,7 +514,7 @@ def _sample(family: Family, low, high, params, shape, batch_shape, generator=Non
     device = low.device
     u = torch.rand(shape, dtype=F64, device=device, generator=generator)
     u = u.clamp(min=2.0**-60)  # never 0; 1 - u never 0 (torch.rand < 1)
-    _, x, w, ps, _ = _prepared(family, u, low, high, params, batch_shape)
+    _, x, w, ps = _prepared(family, u, low, high, params, batch_shape)
     z = _solve(family, w, x, 1.0 - x, ps).reshape(shape).to(dtype)
     lo, hi = interior(low, high, family, params, batch_shape, dtype)
     z = torch.where(torch.isnan(z), z, torch.minimum(torch.maximum(z, lo), hi))
@@ -545,7 +549,7 @@ def _backward(
                 result[i] = v.to(dtype)
         return result
     point = at_out if op in ("icdf", "icdf_logit") else value
-    out_shape, z, w, ps, _ = _prepared(family, point, low, high, params, batch_shape)
+    out_shape, z, w, ps = _prepared(family, point, low, high, params, batch_shape)
     g = grad.to(F64).expand(out_shape).reshape(-1)
     inside = (z >= w.a) & (z <= w.b)
     if drawn:  # a draw moved by the draw rule is a constant
