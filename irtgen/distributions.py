@@ -6,6 +6,7 @@ from irtgen.composite.dirichlet import Dirichlet
 from irtgen.composite.empirical import Empirical
 from irtgen.composite.factorized import Factorized
 from irtgen.composite.mixture import MixtureSameFamily
+from irtgen.composite.truncated import Truncated
 from irtgen.generated.beta import Beta
 from irtgen.generated.cauchy import Cauchy
 from irtgen.generated.chi2 import Chi2
@@ -42,6 +43,7 @@ __all__ = [
     "MixtureSameFamily",
     "Normal",
     "StudentT",
+    "Truncated",
     "Weibull",
 ]
 
