@@ -22,7 +22,7 @@ mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
     dz/dloc       0 / 0                   0 / 0
     dz/dscale     1.3e-16 / 2.1e-17       9.9e-08 / 2.2e-08
     dlogq/dloc    3.5e-16 / 6.7e-17       3.2e-07 / 3.9e-08
-    dlogq/dscale  3.3e-15 / 7.3e-17       1.4e-06 / 4.5e-08
+    dlogq/dscale  3.3e-15 / 7.7e-17       1.2e-06 / 5.1e-08
 
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
