@@ -15,12 +15,12 @@ mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 5 parameter values
 (90 points); float32 as a GPU computes it (the CPU computes in float64):
 
     formula       float64 max / median    float32 max / median
-    cdf           1.1e-16 / 1.6e-17       7.3e-08 / 8.9e-09
-    sf            2.3e-16 / 2.2e-17       9.8e-08 / 1.3e-08
-    log_prob      2.6e-16 / 2.9e-17       1.1e-07 / 1.3e-08
-    icdf          4.4e-05 / 4.3e-16       inf / 3.2e-07
-    dz/dscale     1.1e-16 / 9.7e-18       5.9e-08 / 7.2e-09
-    dlogq/dscale  4.0e-16 / 2.4e-17       1.7e-07 / 1.8e-08
+    cdf           2.3e-16 / 2.6e-17       9.6e-08 / 1.2e-08
+    sf            2.0e-15 / 3.5e-17       1.2e-06 / 1.7e-08
+    log_prob      4.0e-16 / 3.8e-17       1.2e-07 / 2.6e-08
+    icdf          3.1e-16 / 1.3e-16       1.4e-07 / 4.5e-08
+    dz/dscale     1.1e-16 / 1.7e-17       5.9e-08 / 1.2e-08
+    dlogq/dscale  4.0e-16 / 4.5e-17       1.7e-07 / 3.5e-08
 
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.
 numba compiles them for the CPU and Triton for the GPU, inside kernels written once in
@@ -126,8 +126,8 @@ def in_support(z, scale):
 
 @scalar
 def icdf(u, scale):
-    # z = F^-1(u) = scale*ndtri(u/2 + 1/2)
-    _out = scale * el.ndtri(0.5 * u + 0.5)
+    # z = F^-1(u) = sqrt(2)*scale*erfinv(u)
+    _out = 1.4142135623730951 * scale * el.erfinv(u)
     _lo, _hi = support(scale)
     return tl.where((u < 0.0) | (u > 1.0), float("nan"), tl.where(u <= 0.0, _lo, tl.where(u >= 1.0, _hi, _out)))
 

@@ -159,9 +159,9 @@ def mean_torch(loc, scale):
 
 
 def variance_torch(loc, scale):
-    # variance = exp(2*loc + scale**2)*expm1(scale**2)
+    # variance = exp_expm1(2*loc + scale**2, scale**2)
     _t0 = scale**2
-    return torch.exp(_t0 + 2.0 * loc) * torch.expm1(_t0)
+    return (torch.exp(_t0 + 2.0 * loc) * torch.expm1(_t0))
 
 
 def entropy_torch(loc, scale):

@@ -91,8 +91,16 @@ def generate_source(
     return generate(dist, spec_label, command, timings, max_error)[0]
 
 
-def generate(dist: Distribution, spec_label: str, command: str, timings=None, max_error=None):
-    """(source, audit report) of one distribution; see generate_source."""
+def generate(
+    dist: Distribution,
+    spec_label: str,
+    command: str,
+    timings=None,
+    max_error=None,
+    rewrite: bool = True,
+):
+    """(source, audit report) of one distribution; see generate_source. ``rewrite=False``
+    leaves out the rewrite rules (irtgen.rewrite), to see what they change."""
     from irtgen.audit import AuditFailure, audit, parse_tolerance
     from irtgen.codegen.module import render_module
     from irtgen.derive import derive
@@ -105,7 +113,7 @@ def generate(dist: Distribution, spec_label: str, command: str, timings=None, ma
     except ValueError as err:
         raise BuildError(f"{spec_label}: {prefix}{err}") from err
     try:
-        derivation = derive(dist)
+        derivation = derive(dist, rewrite=rewrite)
         t1 = time.perf_counter()
         source = render_module(derivation, spec_label, command)
         t2 = time.perf_counter()
@@ -175,6 +183,7 @@ def build_spec(
     command: str | None = None,
     progress=None,
     max_error=None,
+    rewrite: bool = True,
 ) -> list[FamilyResult]:
     """Build every distribution of a spec file into ``out_dir`` (or compare, with check).
     ``max_error``: the audit's tolerance (irtgen.audit.parse_tolerance), over the spec's own."""
@@ -186,7 +195,7 @@ def build_spec(
     results = []
     for dist in load_spec_file(spec_path):
         timings: dict = {}
-        source, report = generate(dist, label, cmd, timings, max_error)
+        source, report = generate(dist, label, cmd, timings, max_error, rewrite)
         target = out_dir / f"{dist.snake_name}.py"
         old = target.read_text() if target.exists() else None
         t0 = time.perf_counter()

@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         help="fail the build where the accuracy audit finds a relative error above F64 in "
         "float64 (and F32 in float32); overrides a spec's max_error",
     )
+    b.add_argument(
+        "--no-rewrites",
+        action="store_true",
+        help="generate the formulas as derived, without the rewrite rules (to see what the "
+        "rules change; the accuracy audit measures both)",
+    )
     b.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     b.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     _add_show_plot(sub)
@@ -111,6 +117,9 @@ def _build(args) -> int:
     if not args.specs and not args.builtins:
         print("irtgen build: give spec files or --builtins", file=sys.stderr)
         return EXIT_ERROR
+    if args.builtins and args.no_rewrites:
+        print("irtgen build: --no-rewrites is for your own specs, not --builtins", file=sys.stderr)
+        return EXIT_ERROR
     from irtgen.audit import parse_tolerance
 
     try:
@@ -128,7 +137,12 @@ def _build(args) -> int:
         out = args.output if args.output is not None else Path("generated")
         for spec in args.specs:
             results += build_spec(
-                spec, out, check=args.check, progress=progress, max_error=args.max_error
+                spec,
+                out,
+                check=args.check,
+                progress=progress,
+                max_error=args.max_error,
+                rewrite=not args.no_rewrites,
             )
     except BuildError as err:
         if args.debug:

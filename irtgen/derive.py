@@ -292,8 +292,14 @@ def _log_of(pdf: sp.Basic, z: sp.Symbol, points) -> sp.Basic:
 # -- the derivation --------------------------------------------------------------------------
 
 
-def derive(spec: Distribution) -> Derivation:
-    """Derive density, survival function, parameter derivatives and implicit gradients."""
+def derive(spec: Distribution, rewrite: bool = True) -> Derivation:
+    """Derive density, survival function, parameter derivatives and implicit gradients; with
+    ``rewrite=False`` without the rules of irtgen.rewrite (what irtgen.search compares)."""
+    if not rewrite:
+        from irtgen.rewrite import rules_off
+
+        with rules_off():
+            return derive(spec)
     constraints = [spec.constraints[p] for p in spec.params]
     params = [
         sp.Symbol(p.name, **c.assumptions) for p, c in zip(spec.params, constraints, strict=True)

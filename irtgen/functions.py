@@ -33,6 +33,9 @@ __all__ = [
     "log_ndtr_diff",
     "ndtr_diff",
     "logaddexp",
+    "exp_expm1",
+    "atan_cdf",
+    "cotpi",
     "log_gamma_density",
     "gammainc",
     "gammaincc",
@@ -287,6 +290,60 @@ class logaddexp(_MpmathFunction):  # noqa: N801
 
     def _eval_rewrite_as_exp(self, a, b, **kwargs):
         return sp.log(sp.exp(a) + sp.exp(b))
+
+
+class exp_expm1(_MpmathFunction):  # noqa: N801
+    """exp(b)*expm1(d) = exp(b + d) - exp(b), without inf*0 for b << 0 and d >> 0."""
+
+    nargs = 2
+    is_extended_real = True
+
+    @staticmethod
+    def _mp(b, d):
+        return mpmath.exp(b) * mpmath.expm1(d)
+
+    def fdiff(self, argindex=1):
+        b, d = self.args
+        return exp_expm1(b, d) if argindex == 1 else sp.exp(b + d)
+
+    def _eval_rewrite_as_exp(self, b, d, **kwargs):
+        return sp.exp(b + d) - sp.exp(b)
+
+
+class atan_cdf(_MpmathFunction):  # noqa: N801
+    """1/2 + atan(x)/pi, the standard Cauchy CDF, accurate in the lower tail."""
+
+    nargs = 1
+    is_extended_real = True
+
+    @staticmethod
+    def _mp(x):
+        return mpmath.mpf(1) / 2 + mpmath.atan(x) / mpmath.pi
+
+    def fdiff(self, argindex=1):
+        (x,) = self.args
+        return 1 / (sp.pi * (1 + x**2))
+
+    def _eval_rewrite_as_atan(self, x, **kwargs):
+        return sp.Rational(1, 2) + sp.atan(x) / sp.pi
+
+
+class cotpi(_MpmathFunction):  # noqa: N801
+    """cot(pi x), accurate for x near the integers (sin(pi x) computed exactly there)."""
+
+    nargs = 1
+    is_extended_real = True
+
+    @staticmethod
+    def _mp(x):
+        return mpmath.cospi(x) / mpmath.sinpi(x)
+
+    def fdiff(self, argindex=1):
+        (x,) = self.args
+        return -sp.pi * (1 + cotpi(x) ** 2)
+
+    def _eval_rewrite_as_cot(self, x, **kwargs):
+        return sp.cot(sp.pi * x)
 
 
 # -- incomplete gamma ------------------------------------------------------------------------
@@ -568,6 +625,9 @@ IRTGEN_FUNCTIONS = (
     log_ndtr_diff,
     ndtr_diff,
     logaddexp,
+    exp_expm1,
+    atan_cdf,
+    cotpi,
     log_gamma_density,
     gammainc,
     gammaincc,

@@ -18,7 +18,9 @@ pattern                        becomes                                 why
 ``log1p(exp(x))``              ``softplus(x)``                         e^x overflows for large x
 ``c + c*erf(a)``               ``2*c*ndtr(sqrt(2)*a)``                 1 + erf(a) cancels for a << 0
 ``c - c*erf(a)``               ``2*c*ndtr(-sqrt(2)*a)``
-``erfinv(y)``                  ``ndtri((1 + y)/2)/sqrt(2)``            keeps the tail of (1 + y)/2
+``erfinv(2u - 1)``             ``ndtri(u)/sqrt(2)``                    keeps the tail of u (only
+                                                                        where (1 + y)/2 is free of
+                                                                        a constant)
 ``(1 + exp(t))**-k``           ``sigmoid(-t)**k``                      e^t overflows for large t
 ``exp(t)*sigmoid(-t)**k``      ``sigmoid(t)*sigmoid(-t)**(k-1)``       inf*0 for large t
 ``c - c*sigmoid(x)``           ``c*sigmoid(-x)``                       1 - s cancels as s -> 1
@@ -53,6 +55,11 @@ complement table)              e.g. ``log(gammaincc(a, x))``            digits
 ``log(c1*exp(a) + c2*exp(b))``  ``logaddexp(a + log c1, b + log c2)``  e^a overflows
 ``gamma(a)*gamma(b)/           ``exp(betaln(a, b))``; other ratios      Γ overflows before the
 gamma(a + b)``                 through gammasimp or exp(Σ ± loggamma)   ratio does
+``exp(b)*expm1(d)``            ``exp_expm1(b, d)``                      0*inf for b << 0, d >> 0
+``c + c*(2/pi)*atan(x)``       ``2*c*atan_cdf(x)``                      pi/2 + atan(x) cancels
+                                                                        for x << 0
+``tan(pi*(u - 1/2))``          ``-cotpi(u)``                            pi*(u - 1/2) loses u near
+                                                                        0 and 1
 =============================  ======================================  ============================
 
 The sign of a window's width d decides between log_ndtr_diff (d > 0) and the signed ndtr_diff:
@@ -63,6 +70,8 @@ one of them.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -70,8 +79,11 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from irtgen.functions import (
+    atan_cdf,
     betainc,
     betaln,
+    cotpi,
+    exp_expm1,
     gammainc,
     gammaincc,
     log1mexp,
@@ -241,9 +253,15 @@ def _log1p_exp_rule(node, ctx):
 
 
 def _erfinv_rule(node, ctx):
+    """erfinv(2u - 1) -> ndtri(u)/sqrt(2): only where (1 + y)/2 has no constant term (the
+    argument was formed from u), else erfinv(y) itself (el.erfinv keeps small y and y near 1,
+    where (1 + y)/2 would round them away)."""
     if isinstance(node, sp.erfinv):
         (y,) = node.args
-        return ndtri(sp.expand((1 + y) / 2)) / sp.sqrt(2)
+        half = sp.expand((1 + y) / 2)
+        if half.as_coeff_Add()[0] != 0:
+            return None
+        return ndtri(half) / sp.sqrt(2)
     return None
 
 
@@ -295,6 +313,7 @@ COMPLEMENTS: dict[type, Callable[..., sp.Expr]] = {
     ndtr: lambda x: ndtr(-x),
     sigmoid: lambda x: sigmoid(-x),
     student_t_cdf: lambda df, t: student_t_cdf(df, -t),
+    atan_cdf: lambda x: atan_cdf(-x),
 }
 
 
@@ -512,6 +531,50 @@ def _exp_expm1_rule(node, ctx):
     return None
 
 
+def _exp_times_expm1_rule(node, ctx):
+    """exp(b)*expm1(d) -> exp_expm1(b, d): exp(b) underflows to 0 while expm1(d) overflows
+    (0*inf) where b << 0 and d >> 0 although the product is finite."""
+    if not isinstance(node, sp.Mul):
+        return None
+    e = next((f for f in node.args if isinstance(f, sp.exp)), None)
+    m = next((f for f in node.args if isinstance(f, expm1)), None)
+    if e is None or m is None:
+        return None
+    rest = [g for g in node.args if g is not e and g is not m]
+    return sp.Mul(*rest) * exp_expm1(e.args[0], m.args[0])
+
+
+def _atan_cdf_rule(node, ctx):
+    """c + c*(2/pi)*atan(x) -> 2c*atan_cdf(x) (and -x for the minus sign): pi/2 + atan(x)
+    cancels for x << 0."""
+    if not isinstance(node, sp.Add):
+        return None
+    c, terms = _split_add(node)
+    if c == 0:
+        return None
+    for i, t in enumerate(terms):
+        f = next((g for g in sp.Mul.make_args(t) if isinstance(g, sp.atan)), None)
+        if f is None:
+            continue
+        k = sp.simplify(t / f * sp.pi / (2 * c))
+        if k in (1, -1):
+            rest = terms[:i] + terms[i + 1 :]
+            return 2 * c * atan_cdf(k * f.args[0]) + sp.Add(*rest)
+    return None
+
+
+def _tan_half_pi_rule(node, ctx):
+    """tan(pi*(v + 1/2)) -> -cotpi(v): pi*(u - 1/2) loses u's digits next to 0 and 1 (and tan
+    is infinitely sensitive at -pi/2), cotpi(u) keeps them."""
+    if not isinstance(node, sp.tan):
+        return None
+    w = sp.expand(node.args[0] / sp.pi)
+    c, v = w.as_coeff_Add()
+    if v == 0 or not c.is_Rational or (c - sp.Rational(1, 2)) % 1 != 0:
+        return None
+    return -cotpi(v)
+
+
 def _function_part(term: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     """(coefficient, function part) of a product: the factors without and with functions."""
     plain, funcs = [], []
@@ -726,6 +789,13 @@ RULES: tuple[Rule, ...] = (
     Rule("exp_difference", "c*exp(a) - c*exp(b) -> c*exp(b)*expm1(a - b)", _exp_difference_rule),
     Rule("exp_expm1", "exp(a)*expm1(-a) -> -expm1(a)", _exp_expm1_rule),
     Rule(
+        "exp_times_expm1",
+        "exp(b)*expm1(d) -> exp_expm1(b, d), no 0*inf",
+        _exp_times_expm1_rule,
+    ),
+    Rule("atan_cdf", "1/2 + atan(x)/pi -> atan_cdf(x)", _atan_cdf_rule),
+    Rule("tan_half_pi", "tan(pi*(u - 1/2)) -> -cotpi(u)", _tan_half_pi_rule),
+    Rule(
         "collect",
         "a*f + b*f -> (a + b)*f; p + c*exp(x) -> (p + c) + c*expm1(x) where p + c simplifies",
         _collect_rule,
@@ -738,6 +808,21 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
+FINAL_RULES = ("exp_times_expm1",)
+
+
+# set by ``rules_off()``: stabilize returns its input (the search's "rules off" candidates)
+_OFF: contextvars.ContextVar[bool] = contextvars.ContextVar("irtgen_rewrites_off", default=False)
+
+
+@contextlib.contextmanager
+def rules_off():
+    """Within this block ``stabilize`` changes nothing: the derivation as SymPy gives it."""
+    token = _OFF.set(True)
+    try:
+        yield
+    finally:
+        _OFF.reset(token)
 
 
 def stabilize(
@@ -753,9 +838,16 @@ def stabilize(
     expressions known to be >= 0 (see the module's notes). ``rules``: the names of the rules to
     use (default all), tried in ``RULES``' order.
     """
-    chosen = RULES if rules is None else tuple(r for r in RULES if r.name in set(rules))
+    if _OFF.get():
+        return sp.sympify(expr)
+    names = RULE_NAMES if rules is None else set(rules)
     ctx = Context(tuple(nonnegative))
-    return _stabilize(sp.sympify(expr), chosen, ctx, set() if fired is None else fired, 0)
+    fired = set() if fired is None else fired
+    # the final rules run once the others are done: they hide exponentials from them
+    first = tuple(r for r in RULES if r.name in names and r.name not in FINAL_RULES)
+    last = tuple(r for r in RULES if r.name in names and r.name in FINAL_RULES)
+    out = _stabilize(sp.sympify(expr), first, ctx, fired, 0)
+    return _stabilize(out, last, ctx, fired, 0) if last else out
 
 
 def _stabilize(expr, rules, ctx, fired, depth):

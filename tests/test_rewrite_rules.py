@@ -138,8 +138,8 @@ CASES = [
     ),
     (
         "exp(x**2/2) - exp(x**2/2 + w)",
-        "-exp(x**2/2)*expm1(w)",
-        {"exp_difference"},
+        "-exp_expm1(x**2/2, w)",
+        {"exp_difference", "exp_times_expm1"},
         {x: 0.3, w: 0.4},
         {x: 1.0, w: 1e-10},
         1e-14,
@@ -182,6 +182,54 @@ CASES = [
         {"log_complement"},
         {a: 1.5, x: 0.4},
         None,  # the incomplete gamma's float64 form is tested with its own module
+        None,
+    ),
+    (
+        "exp(x)*expm1(y)",
+        "exp_expm1(x, y)",
+        {"exp_times_expm1"},
+        {x: 0.3, y: 0.4},
+        {x: -800.0, y: 790.0},  # 0*inf as written
+        1e-14,
+    ),
+    (
+        "1/2 + atan(x)/pi",
+        "atan_cdf(x)",
+        {"atan_cdf"},
+        {x: 0.3},
+        {x: -1e9},  # pi/2 + atan(x) keeps 7 of 16 digits
+        1e-14,
+    ),
+    (
+        "1/2 - atan(x)/pi",
+        "atan_cdf(-x)",
+        {"atan_cdf"},
+        {x: 0.3},
+        {x: 1e9},
+        1e-14,
+    ),
+    (
+        "tan(pi*(x - 1/2))",
+        "-cotpi(x)",
+        {"tan_half_pi"},
+        {x: 0.3},
+        {x: 1e-12},  # pi*(x - 1/2) rounds x's digits away
+        1e-14,
+    ),
+    (
+        "erfinv(2*x - 1)",
+        "sqrt(2)*ndtri(x)/2",
+        {"erfinv"},
+        {x: 0.3},
+        {x: 1e-20},  # 2x - 1 rounds to -1
+        1e-14,
+    ),
+    (
+        "erfinv(x)",  # not of the form 2u - 1: erfinv keeps small x itself
+        "erfinv(x)",
+        set(),
+        {x: 0.3},
+        None,
         None,
     ),
     (

@@ -94,6 +94,15 @@ FUNCTIONS: dict[type, Impl] = {
         "(torch.special.ndtr(({0}) + ({1})) - torch.special.ndtr({0}))",
     ),
     F.logaddexp: Impl("torch.logaddexp({0}, {1})", "el.logaddexp({0}, {1})", F.logaddexp._mp),
+    F.exp_expm1: Impl(
+        "(torch.exp({0}) * torch.expm1({1}))", "el.exp_expm1({0}, {1})", F.exp_expm1._mp
+    ),
+    F.atan_cdf: Impl("(0.5 + torch.atan({0}) / torch.pi)", "el.atan_cdf({0})", F.atan_cdf._mp),
+    F.cotpi: Impl(
+        "(torch.cos(torch.pi * ({0})) / torch.sin(torch.pi * ({0})))",
+        "el.cotpi({0})",
+        F.cotpi._mp,
+    ),
     sp.Abs: Impl("torch.abs({0})", "tl.abs({0})"),
     sp.sign: Impl("torch.sign({0})", "el.sign({0})"),
     sp.floor: Impl("torch.floor({0})", "tl.floor({0})"),

@@ -112,6 +112,9 @@ TORCH_FORMS = {
     "irtgen.scalar.elementary.ndtri": torch.special.ndtri,
     "irtgen.scalar.elementary.log_ndtr": torch.special.log_ndtr,
     "irtgen.scalar.elementary.logaddexp": torch.logaddexp,
+    "irtgen.scalar.elementary.exp_expm1": lambda b, d: torch.exp(b) * torch.expm1(d),
+    "irtgen.scalar.elementary.atan_cdf": lambda x: 0.5 + torch.atan(x) / torch.pi,
+    "irtgen.scalar.elementary.cotpi": lambda x: torch.cos(torch.pi * x) / torch.sin(torch.pi * x),
     "irtgen.scalar.student_t.log_ndtr": torch.special.log_ndtr,
     "irtgen.scalar.student_t.log_ndtr_diff": _log_ndtr_diff,
     "irtgen.scalar.student_t.ndtr_diff": lambda y, d: (

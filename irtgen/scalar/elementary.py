@@ -181,11 +181,13 @@ def _quadrant(s, c, k):
 
 @scalar
 def sinpi_cospi(x):
-    """(sin(pi x), cos(pi x)) for finite x, within an ulp: t = x - 2 round(x/2) in [-1, 1] and
-    r = t - k/2, |r| <= 1/4, are exact; pi r is formed as a double-double from a 26-bit head of pi
+    """(sin(pi x), cos(pi x)) for finite x, within an ulp: t = x - 2 round(x/2) in [-1, 1]
+    (x itself for |x| <= 4) and r = t - k/2, |r| <= 1/4, are exact; pi r is formed as a double-double from a 26-bit head of pi
     and the Veltkamp halves of r (exact products), then fdlibm's kernels. sin(pi n) = +-0 for
     integers n."""
-    t = x - 2.0 * tl.floor(0.5 * x + 0.5)
+    # |x| <= 4 needs no reduction modulo 2 (_quadrant takes k modulo 4), where 0.5 x + 0.5
+    # would round x = 1 - ulp onto 1 (and sin(pi x) onto 0)
+    t = tl.where(tl.abs(x) > 4.0, x - 2.0 * tl.floor(0.5 * x + 0.5), x)
     k = tl.floor(2.0 * t + 0.5)
     r = t - 0.5 * k
     c = r * 134217728.0 + r
@@ -556,3 +558,37 @@ def logaddexp(a, b):
     else:
         r = m + log1p(tl.exp(-tl.abs(a - b)))
     return r
+
+
+@scalar
+def exp_expm1(b, d):
+    """exp(b)*expm1(d) = exp(b + d) - exp(b), without inf*0 where b is very negative and d very
+    positive: there (exp(b) underflows or expm1(d) overflows) as -exp(b + d)*expm1(-d), whose
+    factors are bounded by the result; elsewhere the product itself (b + d would add the
+    rounding of a large b to the exponent)."""
+    e = tl.exp(b)
+    m = expm1(d)
+    if (d > 0.0) and ((e == 0.0) or (m == float("inf"))):
+        r = -tl.exp(b + d) * expm1(-d)
+    else:
+        r = e * m
+    return r
+
+
+@scalar
+def atan_cdf(x):
+    """1/2 + atan(x)/pi (the standard Cauchy CDF); below 0 as atan(-1/x)/pi: pi/2 + atan(x)
+    cancels in the lower tail, atan(-1/x) keeps every digit."""
+    if x < 0.0:
+        r = atan(-1.0 / x) * 0.31830988618379067
+    else:
+        r = 0.5 + atan(x) * 0.31830988618379067
+    return r
+
+
+@scalar
+def cotpi(x):
+    """cot(pi x) = cos(pi x)/sin(pi x), with sin(pi x) exact near the integers (sinpi_cospi):
+    tan(pi (u - 1/2)) = -cotpi(u) keeps the digits of u near 0 and 1."""
+    s, c = sinpi_cospi(x)
+    return c / s
