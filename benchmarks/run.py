@@ -812,7 +812,7 @@ def measure_accuracy(cases: list[Case], dtype: torch.dtype) -> dict[str, dict]:
         started = time.perf_counter()
         try:
             errors = [e[0] for e in accuracy_report.relative_errors(family, dtype)]
-            torch_errors = accuracy_report.torch_errors(family, dtype)
+            torch_errors = accuracy_report.torch_errors_on_grid(family, dtype)
         except Exception as exc:  # noqa: BLE001 — recorded, and the run goes on
             out[case.name] = {"status": "err", "message": _message(exc)}
             continue

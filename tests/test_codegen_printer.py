@@ -22,7 +22,20 @@ from sympy.codegen.cfunctions import expm1, log1p
 import irtgen.functions as F
 from irtgen.codegen.functions import BINARY_CHAINS, FUNCTIONS, UnsupportedFunctionError
 from irtgen.codegen.printer import Printer, float_literal
-from irtgen.functions import log1mexp, log_ratio, ndtr, ndtri, sigmoid, softplus
+from irtgen.functions import (
+    atan_cdf,
+    cotpi,
+    exp_expm1,
+    log1mexp,
+    log_ndtr_diff,
+    log_ratio,
+    logaddexp,
+    ndtr,
+    ndtr_diff,
+    ndtri,
+    sigmoid,
+    softplus,
+)
 
 z = sp.Symbol("z", real=True)
 a = sp.Symbol("a", positive=True)
@@ -434,6 +447,12 @@ TORCH_CASES = [
     ("sigmoid", sigmoid(z), {z: (-30, 30)}),
     ("log_ratio", log_ratio(z, a), {z: (0.1, 10), a: (0.1, 10)}),
     ("log_ratio-near", log_ratio(z, a), {z: (0.9, 1.1), a: (0.95, 1.05)}),
+    ("logaddexp", logaddexp(z, a), {z: (-5, 5), a: (-5, 5)}),
+    ("exp_expm1", exp_expm1(z, a), {z: (-5, 5), a: (-3, 3)}),
+    ("atan_cdf", atan_cdf(z), {z: (-30, 30)}),
+    ("cotpi", cotpi(z), {z: (0.05, 0.95)}),
+    ("ndtr_diff", ndtr_diff(z, a), {z: (-3, 3), a: (0.1, 2)}),
+    ("log_ndtr_diff", log_ndtr_diff(z, a), {z: (-3, 3), a: (0.1, 2)}),
     ("sin", sp.sin(z), {z: (-3, 3)}),
     ("cos", sp.cos(z), {z: (-3, 3)}),
     ("tan", sp.tan(z), {z: (-1.4, 1.4)}),

@@ -666,7 +666,6 @@ REWRITES = [
         {x: ["-3", "1"], a: ["0.5"], b: ["2"]},
     ),
     ("ndtri", sp.erfinv(2 * p - 1), ndtri, sp.erfinv, {p: ["1e-10", "0.3", "0.9"]}),
-    ("ndtri-general", sp.erfinv(x), ndtri, sp.erfinv, {x: ["-0.999", "0.1", "0.6"]}),
     ("log-ratio", sp.log(a / b), log_ratio, sp.log, {a: ["1", "3.5"], b: ["1.0000001", "0.2"]}),
     ("log-ratio-scaled", sp.log(2 * a / (3 * b)), log_ratio, sp.log, {a: ["1.5"], b: ["1", "7"]}),
 ]

@@ -37,8 +37,28 @@ import irtgen.distributions as D  # noqa: E402
 from irtgen.audit import DTYPES, audit, error  # noqa: E402
 from irtgen.build import builtin_spec_dir, load_spec_file  # noqa: E402
 from irtgen.derive import derive  # noqa: E402
+from tests.families.cases import points, reference_implicit  # noqa: E402
+from tests.families.test_implicit_gradients import relative_errors  # noqa: E402, F401
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def torch_errors_on_grid(case, dtype):
+    """Relative errors of torch's gradient at the points of tests/families/cases.py (the grid of
+    ``relative_errors``, which benchmarks/run.py reports next to its timings)."""
+    pts = points(case, dtype)
+    n = len(case.param_names)
+    z = torch.tensor([p[0] for p in pts], dtype=dtype)
+    params = [torch.tensor([p[1][i] for p in pts], dtype=dtype) for i in range(n)]
+    got = torch_gradient(case.name, z, params)
+    if got is None:
+        return None
+    errors = []
+    for k, (zv, pv) in enumerate(pts):
+        for i, r in enumerate(reference_implicit(case, zv, pv)):
+            g = got[i][k].item()
+            errors.append(float(abs(g - r) / abs(r)) if r != 0 else abs(g))
+    return errors
 
 
 def torch_gradient(name, z, params):

@@ -470,11 +470,12 @@ def test_validation_errors():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         d.icdf(torch.tensor(1.5))
     assert torch.isfinite(d.log_prob(torch.tensor(-1.0)))  # an end is in the support
+    before = torch.distributions.Distribution._validate_args
     torch.distributions.Distribution.set_default_validate_args(False)
     try:
         Truncated(base, 2.0, 1.0)  # no check without validation
-    finally:
-        torch.distributions.Distribution.set_default_validate_args(True)
+    finally:  # as it was (torch.compile's first use turns it off for the process)
+        torch.distributions.Distribution.set_default_validate_args(before)
 
 
 def test_unsupported_bases_are_a_type_error():
