@@ -1,7 +1,8 @@
 """irtgen: compile symbolic CDFs into fused kernels with implicit reparameterization gradients.
 
-Spec-side names (``Distribution``, ``load``, ``build_spec``, ``functions``, ``variates``) import
-SymPy on first use; ``import irtgen.distributions`` and ``import irtgen.special`` need only torch.
+Spec-side names (``Distribution``, ``truncate``, ``load``, ``build_spec``, ``functions``,
+``variates``) import SymPy on first use; ``import irtgen.distributions`` and
+``import irtgen.special`` need only torch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ _LAZY = {
     "load": ("irtgen.build", "load"),
     "build_spec": ("irtgen.build", "build_spec"),
     "BuildError": ("irtgen.build", "BuildError"),
+    "truncate": ("irtgen.truncate", "truncate"),
     "functions": ("irtgen.functions", None),
     "variates": ("irtgen.variates", None),
     "special": ("irtgen.special", None),

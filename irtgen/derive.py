@@ -42,6 +42,7 @@ from irtgen.rewrite import (
     window_ratio,
 )
 from irtgen.spec import Distribution, SpecError
+from irtgen.timelimit import Timeout, time_limit
 
 
 @dataclass
@@ -106,8 +107,12 @@ def _function_types(e: sp.Basic) -> set:
     return {type(f) for f in e.atoms(sp.Function)}
 
 
+# time box of each of simplify's transforms: past it the transform is skipped
+SIMPLIFY_SECONDS = 5.0
+
+
 def simplify(e: sp.Basic) -> sp.Basic:
-    """The cheapest of a few equivalent forms (count of operations).
+    """The cheapest of a few equivalent forms (count of operations), each transform time-boxed.
 
     Forms that bring in functions the input did not have (SymPy likes to turn exponentials into
     cosh and tanh) are rejected: log(cosh(t)) overflows where the exponential form does not.
@@ -119,9 +124,10 @@ def simplify(e: sp.Basic) -> sp.Basic:
     candidates = [e]
     for f in (sp.simplify, lambda x: sp.powsimp(sp.cancel(x)), sp.factor_terms, sp.cancel):
         try:
-            c = f(e)
-        except (sp.PolynomialError, TypeError, ValueError, NotImplementedError):
-            continue
+            with time_limit(SIMPLIFY_SECONDS):
+                c = f(e)
+        except (sp.PolynomialError, TypeError, ValueError, NotImplementedError, Timeout):
+            continue  # Timeout: SymPy's expansion can grow without end (rational exponentials)
         if _function_types(c) <= allowed:
             candidates.append(c)
     return min(candidates, key=_cost)

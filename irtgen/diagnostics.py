@@ -31,16 +31,14 @@ can show.
 from __future__ import annotations
 
 import itertools
-import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import mpmath
 import sympy as sp
 
 from irtgen.spec import SpecError
+from irtgen.timelimit import Timeout as _Timeout
+from irtgen.timelimit import time_limit as _time_limit
 
 DPS = 30  # working precision of the checks (decimal digits)
 CONFIRM_DPS = 60  # a negative density is confirmed at this precision (not rounding)
@@ -475,45 +473,6 @@ def _evaluate_limit(result, params, theta):
     if value.imag != 0 or value.real != value.real:
         return None
     return mpmath.mpf(value.real)
-
-
-# -- time box ------------------------------------------------------------------------------------
-
-
-class _Timeout(BaseException):
-    """Raised by the alarm inside SymPy; a BaseException so that SymPy's ``except Exception``
-    blocks do not swallow it."""
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    """Yield True with an alarm armed that raises _Timeout after ``seconds``; False (and no
-    alarm) where signals cannot be used (a thread other than the main one, no SIGALRM)."""
-    if (
-        not hasattr(signal, "setitimer")
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        yield False
-        return
-
-    active = [True]
-
-    def on_alarm(signum, frame):
-        if active[0]:  # not once the block is being left: the handler is restored below
-            raise _Timeout
-
-    start = time.monotonic()
-    old_handler = signal.signal(signal.SIGALRM, on_alarm)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield True
-    finally:
-        active[0] = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler)
-        if old_delay > 0:  # someone else's alarm was pending: re-arm what is left of it
-            remaining = max(old_delay - (time.monotonic() - start), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, remaining, old_interval)
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -188,6 +189,9 @@ class Context:
     """What the rules may assume beyond SymPy's assumptions: expressions known to be >= 0."""
 
     nonnegative: tuple[sp.Expr, ...] = ()
+    # values f(y) of CDF-like functions whose differences are already split by the side of
+    # 1/2 they lie on (in the branches of the cdf_difference rule's Piecewise)
+    sided: frozenset = frozenset()
 
     def sign(self, e: sp.Expr) -> int:
         """1 if e >= 0 is known, -1 if e <= 0 is, else 0."""
@@ -411,6 +415,48 @@ def _ndtr_difference_rule(node, ctx):
                 # ri*(f(a) - f(b)) = ri*scale*(Φ(h(a)) - Φ(h(b)))
                 y = tidy(h(b))
                 new = ri * scale * _window(y, h(a) - h(b), ctx)
+                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
+                return new + sp.Add(*rest)
+    return None
+
+
+# f(..., x) - f(..., y) for a CDF-like f with a complement: the shape arguments (all but the
+# point) and the complement's arguments, in COMPLEMENTS' order
+_DIFFERENCE_SHAPES: dict[type, Callable[[tuple], tuple]] = {
+    gammainc: lambda args: args[:1],
+    gammaincc: lambda args: args[:1],
+    betainc: lambda args: args[:2],
+    student_t_cdf: lambda args: args[:1],
+    atan_cdf: lambda args: (),
+    sigmoid: lambda args: (),
+}
+
+
+def _cdf_difference_rule(node, ctx):
+    """c*f(x) - c*f(y) -> c*(f(x) - f(y)) where f(y) <= 1/2, else c*(f'(y) - f'(x)) with f' the
+    complement: the difference of the two values nearer 0 keeps its digits."""
+    if not isinstance(node, sp.Add):
+        return None
+    terms = list(node.args)
+    for cls, shape in _DIFFERENCE_SHAPES.items():
+        split = [split_function(t, cls) for t in terms]
+        for i, si in enumerate(split):
+            for j in range(i + 1, len(terms)):
+                sj = split[j]
+                if si is None or sj is None:
+                    continue
+                (ri, fx), (rj, fy) = si, sj
+                if ri != -rj or shape(fx.args) != shape(fy.args) or fx == fy:
+                    continue
+                if fx in ctx.sided or fy in ctx.sided:
+                    continue  # a branch of this rule's own Piecewise
+                if ri.could_extract_minus_sign():
+                    ri, fx, fy = rj, fy, fx
+                complement = COMPLEMENTS[cls]
+                new = sp.Piecewise(
+                    (ri * (fx - fy), fy <= sp.S.Half),
+                    (ri * (complement(*fy.args) - complement(*fx.args)), True),
+                )
                 rest = [t for k, t in enumerate(terms) if k not in (i, j)]
                 return new + sp.Add(*rest)
     return None
@@ -750,6 +796,13 @@ RULES: tuple[Rule, ...] = (
         "f(x) - f(y), f in erf/erfc/ndtr -> exp(log_ndtr_diff(y', d))",
         _ndtr_difference_rule,
     ),
+    Rule(
+        "cdf_difference",
+        "f(x) - f(y), f in gammainc/gammaincc/betainc/student_t_cdf/atan_cdf/sigmoid -> that of "
+        "the complement "
+        "where f(y) > 1/2",
+        _cdf_difference_rule,
+    ),
     Rule("log_powers", "log(a**e * b**-e) -> e*log(a/b)", _log_powers_rule),
     Rule("log1p", "log(1 + x) -> log1p(x)", _log1p_rule),
     Rule("log1mexp", "log(-expm1(x)) -> log1mexp(x)", _log_expm1_rule),
@@ -850,12 +903,24 @@ def stabilize(
     return _stabilize(out, last, ctx, fired, 0) if last else out
 
 
+def _with_sides(expr: sp.Piecewise, ctx: Context) -> Context:
+    """ctx with the values that the conditions ``f(y) <= 1/2`` of expr split by side."""
+    sided = set(ctx.sided)
+    for _, cond in expr.args:
+        if isinstance(cond, sp.LessThan) and cond.rhs == sp.S.Half:
+            f = cond.lhs
+            if type(f) in _DIFFERENCE_SHAPES:
+                sided |= {f, COMPLEMENTS[type(f)](*f.args)}
+    return ctx if len(sided) == len(ctx.sided) else dataclasses.replace(ctx, sided=frozenset(sided))
+
+
 def _stabilize(expr, rules, ctx, fired, depth):
     if depth > 50:  # a rule cycle would be a bug; fail loudly rather than loop
         raise RuntimeError(f"rewrite rules do not terminate on {expr}")
     if expr.is_Atom:
         return expr
     if isinstance(expr, sp.Piecewise):
+        ctx = _with_sides(expr, ctx)
         return sp.Piecewise(
             *((_stabilize(e, rules, ctx, fired, depth), c) for e, c in expr.args), evaluate=False
         )

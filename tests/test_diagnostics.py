@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -295,7 +294,7 @@ def test_shipped_specs_pass_the_checks(path):
         diagnostics.check(derive(dist))
 
 
-# -- the parameter grid and the time box -------------------------------------------------------
+# -- the parameter grid and the time box (irtgen.timelimit: tests/test_timelimit.py) -------------------------------------------------------
 
 
 def test_constraint_points_lie_inside_the_constraint():
@@ -319,32 +318,6 @@ def test_constraint_points_lie_inside_the_constraint():
         ends = diagnostics.constraint_points(interval, closed_ends=True)
         closed = [e for e in (interval.start, interval.end) if e.is_finite and e in interval]
         assert set(ends) - set(inner) == {float(e) for e in closed}, name
-
-
-def test_time_limit_interrupts_and_restores():
-    with diagnostics._time_limit(0.2) as armed:
-        assert armed
-        start = time.monotonic()
-        with pytest.raises(diagnostics._Timeout):
-            time.sleep(5)
-        assert time.monotonic() - start < 2
-    # nothing left armed
-    import signal
-
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-
-
-def test_time_limit_is_off_outside_the_main_thread():
-    seen = []
-
-    def worker():
-        with diagnostics._time_limit(0.1) as armed:
-            seen.append(armed)
-
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join()
-    assert seen == [False]
 
 
 def test_checks_stop_without_verdict_when_out_of_time(monkeypatch):

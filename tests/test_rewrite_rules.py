@@ -249,6 +249,33 @@ CASES = [
         1e-15,
     ),
     (
+        "gammainc(a, x) - gammainc(a, y)",
+        "Piecewise((gammainc(a, x) - gammainc(a, y), gammainc(a, y) <= 1/2),"
+        " (gammaincc(a, y) - gammaincc(a, x), True))",
+        {"cdf_difference"},
+        {a: 1.5, x: 0.7, y: 0.3},
+        {a: 2.0, x: 60.0, y: 50.0},
+        1e-13,
+    ),
+    (
+        "student_t_cdf(a, x) - student_t_cdf(a, y)",
+        "Piecewise((student_t_cdf(a, x) - student_t_cdf(a, y), student_t_cdf(a, y) <= 1/2),"
+        " (student_t_cdf(a, -y) - student_t_cdf(a, -x), True))",
+        {"cdf_difference"},
+        {a: 3.0, x: 0.7, y: -0.3},
+        {a: 3.0, x: 1e5, y: 1e4},
+        1e-13,
+    ),
+    (
+        "sigmoid(x) - sigmoid(y)",
+        "Piecewise((sigmoid(x) - sigmoid(y), sigmoid(y) <= 1/2),"
+        " (sigmoid(-y) - sigmoid(-x), True))",
+        {"cdf_difference"},
+        {x: 0.7, y: -0.3},
+        {x: 40.0, y: 39.0},
+        1e-14,
+    ),
+    (
         "gamma(a)*gamma(b)/gamma(a + b)",
         "exp(betaln(a, b))",
         {"gamma_ratio"},
