@@ -36,6 +36,10 @@ pattern                        becomes                                 why
                                where the sign of d is unknown
 ``c*erf(x) + c*erf(y)``        the same with erf(x) - erf(-y)
 ``ndtr``, ``erfc`` differences  the same (Φ(x) - Φ(y), erfc(y) - erfc(x))
+``c*f(x) - c*f(y)``, f in       ``c*(f(x) - f(y))`` where f(y) <= 1/2,   f(x) - f(y) cancels where
+gammainc, gammaincc, betainc,   else ``c*(f'(y) - f'(x))``, f' the       both are close to 1
+student_t_cdf, atan_cdf,        complement (a Piecewise)
+sigmoid
 ``exp(a)*exp(b)/exp(c)``       ``exp(a + b - c)``, polynomial part      e^a e^-b overflows before it
                                factored ((x - y)(x + y), not x² - y²)   cancels
 ``exp((a*L + p)/c)``           ``exp(a*L/c + p/c)``, p/c factored       as for products
