@@ -54,6 +54,12 @@ sigmoid
 complement table)              e.g. ``log(gammaincc(a, x))``            digits
 ``log(ndtr(x))``               ``log_ndtr(x)``                          Φ underflows for x << 0
 ``exp(a)*expm1(-a)``           ``-expm1(a)``                            0*inf for a << 0
+``log(expm1(x))`` (x > 0)       ``x + log1mexp(-x)``                     expm1 overflows for x > 709
+``(Σ t expm1(a))/expm1(b)``     ``Σ t exp(a - b) expm1(-a)/expm1(-b)``   inf/inf for b > 709
+  (a, b >= 0)
+``exp(a)/expm1(b)`` (b > 0)     ``-exp(a - b)/expm1(-b)``                inf/inf for b > 709
+``1 - expm1(a)/expm1(b)``       ``exp(a)*expm1(b - a)/expm1(b)``         1 - F cancels as F -> 1
+  (a, b <= 0)
 ``a*f + b*f`` (f with functions) ``(a + b)*f``, a + b simplified        z*f - low*f cancels
 ``p + c*exp(x)``, p + c simpler ``(p + c) + c*expm1(x)``                 p + c e^x cancels as x -> 0
 ``log(c1*exp(a) + c2*exp(b))``  ``logaddexp(a + log c1, b + log c2)``  e^a overflows
@@ -234,6 +240,9 @@ def _log_expm1_rule(node, ctx):
         coef, f = node.args[0].as_coeff_Mul()
         if coef == -1 and isinstance(f, expm1):
             return log1mexp(f.args[0])
+        if coef == 1 and isinstance(f, expm1) and ctx.sign(f.args[0]) > 0:
+            x = f.args[0]  # expm1(x) overflows for x > 709; its log does not
+            return x + log1mexp(-x)
     return None
 
 
@@ -594,6 +603,87 @@ def _exp_times_expm1_rule(node, ctx):
     return sp.Mul(*rest) * exp_expm1(e.args[0], m.args[0])
 
 
+def _expm1_ratio_rule(node, ctx):
+    """(Σ t_i expm1(a_i))/expm1(b) -> Σ t_i exp(a_i - b) expm1(-a_i)/expm1(-b) for a_i, b >= 0:
+    expm1(a)/expm1(b) = e^(a-b) (1 - e^-a)/(1 - e^-b), finite where both overflow (b > 709)."""
+    if not isinstance(node, sp.Mul):
+        return None
+    dens = [
+        f for f in node.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, expm1)
+    ]
+    if len(dens) != 1:
+        return None
+    den = dens[0]
+    b = den.base.args[0]
+    if ctx.sign(b) <= 0:
+        return None
+    coef, num = [], []
+    for f in node.args:
+        if f is den:
+            continue
+        (num if f.has(expm1) else coef).append(f)
+    changed = False
+    terms = []
+    for t in sp.Add.make_args(sp.Mul(*num)):
+        split = split_function(t, expm1)
+        if split is not None and ctx.sign(split[1].args[0]) > 0:
+            r, e = split
+            a = e.args[0]
+            if a == b:
+                terms.append(r)
+            else:
+                terms.append(r * sp.exp(tidy(a - b)) * expm1(-a) / expm1(-b))
+            changed = True
+        else:
+            terms.append(t / den.base)
+    if not changed:
+        return None
+    return sp.Mul(*coef) * sp.Add(*terms)
+
+
+def _exp_over_expm1_rule(node, ctx):
+    """exp(a)/expm1(b), b > 0 -> -exp(a - b)/expm1(-b): inf/inf where b > 709."""
+    if not isinstance(node, sp.Mul):
+        return None
+    e = [f for f in node.args if isinstance(f, sp.exp)]
+    d = [
+        f for f in node.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, expm1)
+    ]
+    if len(e) != 1 or len(d) != 1:
+        return None
+    (e,), (d,) = e, d
+    b = d.base.args[0]
+    if ctx.sign(b) <= 0:
+        return None
+    rest = [f for f in node.args if f is not e and f is not d]
+    return -sp.Mul(*rest) * sp.exp(tidy(e.args[0] - b)) / expm1(-b)
+
+
+def _expm1_complement_rule(node, ctx):
+    """c - c*expm1(a)/expm1(b) -> c*exp(a)*expm1(b - a)/expm1(b): 1 - F cancels as F -> 1
+    (e^b - e^a = e^a expm1(b - a)); only where a, b <= 0, so that nothing overflows."""
+
+    def rewrite(c, coef, f):
+        if coef != -c or not isinstance(f, sp.Mul) or len(f.args) != 2:
+            return None
+        p, q = f.args
+        if isinstance(p, sp.Pow):
+            p, q = q, p
+        if not (
+            isinstance(p, expm1)
+            and isinstance(q, sp.Pow)
+            and q.exp == -1
+            and isinstance(q.base, expm1)
+        ):
+            return None
+        a, b = p.args[0], q.base.args[0]
+        if ctx.sign(a) >= 0 or ctx.sign(b) >= 0:
+            return None
+        return c * sp.exp(a) * expm1(tidy(b - a)) / q.base
+
+    return _constant_plus_term(node, rewrite)
+
+
 def _atan_cdf_rule(node, ctx):
     """c + c*(2/pi)*atan(x) -> 2c*atan_cdf(x) (and -x for the minus sign): pi/2 + atan(x)
     cancels for x << 0."""
@@ -809,7 +899,11 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("log_powers", "log(a**e * b**-e) -> e*log(a/b)", _log_powers_rule),
     Rule("log1p", "log(1 + x) -> log1p(x)", _log1p_rule),
-    Rule("log1mexp", "log(-expm1(x)) -> log1mexp(x)", _log_expm1_rule),
+    Rule(
+        "log1mexp",
+        "log(-expm1(x)) -> log1mexp(x); log(expm1(x)), x > 0 -> x + log1mexp(-x)",
+        _log_expm1_rule,
+    ),
     Rule("log_ratio", "log(a/b) -> log_ratio(a, b)", _log_ratio_rule),
     Rule("log_complement", "log1p(-f) -> log of the complement of f", _log1p_complement_rule),
     Rule(
@@ -845,6 +939,21 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("exp_difference", "c*exp(a) - c*exp(b) -> c*exp(b)*expm1(a - b)", _exp_difference_rule),
     Rule("exp_expm1", "exp(a)*expm1(-a) -> -expm1(a)", _exp_expm1_rule),
+    Rule(
+        "exp_over_expm1",
+        "exp(a)/expm1(b), b > 0 -> -exp(a - b)/expm1(-b)",
+        _exp_over_expm1_rule,
+    ),
+    Rule(
+        "expm1_complement",
+        "1 - expm1(a)/expm1(b), a, b <= 0 -> exp(a)*expm1(b - a)/expm1(b)",
+        _expm1_complement_rule,
+    ),
+    Rule(
+        "expm1_ratio",
+        "expm1(a)/expm1(b), a, b >= 0 -> exp(a - b)*expm1(-a)/expm1(-b)",
+        _expm1_ratio_rule,
+    ),
     Rule(
         "exp_times_expm1",
         "exp(b)*expm1(d) -> exp_expm1(b, d), no 0*inf",

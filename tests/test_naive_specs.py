@@ -120,12 +120,15 @@ def test_truncated_normal_against_mpmath(truncnorm, low, up, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize(
-    ("rate", "low", "width"), [(0.5, -2.0, 3.0), (3.0, 800.0, 1.0), (1e-3, 1.0, 2.0)], ids=str
+    ("rate", "low", "width"),
+    [(0.5, -2.0, 3.0), (3.0, 800.0, 1.0), (1e-3, 1.0, 2.0), (30.0, 10.0, 30.0)],
+    ids=str,
 )
 def test_truncated_exponential_against_mpmath(truncexp, rate, low, width, dtype):
-    # low = 800: the spec's e^(-rate low) underflows (0/0 as written); rate = 1e-3: its
+    # low = 800: the spec's e^(-rate low) underflows (0/0 as written); rate*width = 900: the
+    # expm1(rate width) of the derived forms overflows (ratios of expm1 rewritten); rate = 1e-3: its
     # differences of exponentials cancel (cdf, density, dz/dwidth are exact after the rewrites).
-    # dz/drate = ((z - low) expm1(rate width) - width expm1(rate (z - low)))/(...) keeps a
+    # dz/drate = (width expm1(rate (z - low))/expm1(rate width) - (z - low))/rate keeps a
     # cancellation of its own, ~1/(rate (width - (z - low))): 1e-6 there, not 1e-10
     _check(
         truncexp.TruncExponential,

@@ -276,6 +276,38 @@ CASES = [
         1e-14,
     ),
     (
+        "(w*expm1(a*b) - b*expm1(a*w))/(a*expm1(a*w))",  # a truncated exponential's dz/drate
+        "(w*exp_expm1(-a*(w - b), -a*b)/expm1(-a*w) - b)/a",
+        {"expm1_ratio", "exp_times_expm1"},
+        {a: 1.5, w: 2.0, b: 0.5},
+        {a: 30.0, w: 30.0, b: 0.5},
+        1e-14,
+    ),
+    (
+        "1 - expm1(-a*b)/expm1(-a*w)",  # its survival function next to the upper end w
+        "exp_expm1(-a*b, -a*(w - b))/expm1(-a*w)",
+        {"expm1_complement", "exp_times_expm1"},
+        {a: 1.5, w: 2.0, b: 0.5},
+        {a: 1.0, w: 30.0, b: 29.999999},
+        1e-14,
+    ),
+    (
+        "log(expm1(a*w))",
+        "a*w + log1mexp(-a*w)",
+        {"log1mexp"},
+        {a: 1.5, w: 2.0},
+        {a: 30.0, w: 30.0},
+        1e-15,
+    ),
+    (
+        "w*exp(a*w)/expm1(a*w)",
+        "-w/expm1(-a*w)",
+        {"exp_over_expm1"},
+        {a: 1.5, w: 2.0},
+        {a: 30.0, w: 30.0},
+        1e-15,
+    ),
+    (
         "gamma(a)*gamma(b)/gamma(a + b)",
         "exp(betaln(a, b))",
         {"gamma_ratio"},
