@@ -13,6 +13,7 @@ pattern                        becomes                                 why
 ``c - c*b**e`` (symbolic e)    ``-c*expm1(e*log(b))``                  same, b**e = exp(e log b)
 ``log(1 + x)``                 ``log1p(x)``                            1 + x rounds away small x
 ``log(a**e * b**-e)`` (a, b>0)  ``e*log(a/b)``                         a**e overflows or underflows
+``log(1/x)``                   ``-log(x)``                             then log1p for x = 1 - u
 ``log(-expm1(x))``             ``log1mexp(x)``                         both regimes of log(1 - e^x)
 ``log1p(-exp(x))``             ``log1mexp(x)``
 ``log1p(exp(x))``              ``softplus(x)``                         e^x overflows for large x
@@ -223,7 +224,10 @@ class Context:
 
 def _log_powers_rule(node, ctx):
     if isinstance(node, sp.log):
-        return _log_of_powers(node.args[0])
+        arg = node.args[0]
+        if isinstance(arg, sp.Pow) and arg.exp == -1:  # log(1/x) = -log(x): log1p can follow
+            return -sp.log(arg.base)
+        return _log_of_powers(arg)
     return None
 
 
@@ -897,7 +901,7 @@ RULES: tuple[Rule, ...] = (
         "where f(y) > 1/2",
         _cdf_difference_rule,
     ),
-    Rule("log_powers", "log(a**e * b**-e) -> e*log(a/b)", _log_powers_rule),
+    Rule("log_powers", "log(a**e * b**-e) -> e*log(a/b), log(1/x) -> -log(x)", _log_powers_rule),
     Rule("log1p", "log(1 + x) -> log1p(x)", _log1p_rule),
     Rule(
         "log1mexp",

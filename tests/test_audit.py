@@ -13,7 +13,7 @@ import sympy as sp
 
 import irtgen
 from irtgen import cli
-from irtgen.audit import DTYPES, audit, parse_tolerance
+from irtgen.audit import audit, parse_tolerance
 from irtgen.build import BuildError, builtin_spec_dir, load_spec_file, module_from_source
 from irtgen.codegen.module import render_module
 from irtgen.derive import derive
@@ -109,6 +109,53 @@ def test_the_build_fails_past_max_error_naming_formula_parameters_and_value(tmp_
     assert "--max-error takes numbers" in capsys.readouterr().err
 
 
+# an exponential whose icdf is written through acosh: log(1/(1 - u)) = acosh(y) with
+# y = (1/(1 - u) + (1 - u))/2, exact, but y rounds to 1 for u below 1e-8 (no rule knows acosh)
+EXP_ACOSH = textwrap.dedent(
+    """
+    import sympy as sp
+
+    import irtgen
+
+    z = sp.Symbol("z", positive=True)
+    rate = sp.Symbol("rate", positive=True)
+    u = sp.Symbol("u")
+
+    ExpAcosh = irtgen.Distribution(
+        name="ExpAcosh",
+        variable=z,
+        params={rate: "positive"},
+        support=sp.Interval(0, sp.oo),
+        cdf=1 - sp.exp(-rate * z),
+        icdf=sp.Lambda(u, sp.acosh((1 / (1 - u) + (1 - u)) / 2) / rate),
+        MAX_ERROR
+    )
+    """
+)
+
+
+def test_the_search_keeps_a_more_accurate_form(tmp_path, capsys):
+    path = tmp_path / "exp_acosh.py"
+    out = tmp_path / "out"
+    # without a tolerance the closed form is kept, and the audit shows what it costs
+    path.write_text(EXP_ACOSH.replace("MAX_ERROR", ""))
+    assert cli.main(["build", str(path), "-o", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "audit:" in x)
+    assert re.search(r"float64 ([\d.e+-]+) \(icdf at", line), line
+    assert float(re.search(r"float64 ([\d.e+-]+)", line).group(1)) > 1e-3
+    assert "search:" not in line
+    # past the tolerance the search replaces it by the numeric inversion, and the build passes
+    path.write_text(EXP_ACOSH.replace("MAX_ERROR", "max_error=1e-12,"))
+    assert cli.main(["build", str(path), "-o", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "audit:" in x)
+    assert "search: icdf from the numeric inversion" in line, line
+    assert float(re.search(r"float64 ([\d.e+-]+)", line).group(1)) <= 1e-12
+    source = (out / "exp_acosh.py").read_text()
+    assert "icdf: numeric inversion of the CDF" in source
+    row = next(x for x in source.splitlines() if x.strip().startswith("icdf "))
+    assert float(row.split()[1]) <= 1e-12
+
+
 def test_a_spec_sets_its_own_tolerance(tmp_path, monkeypatch):
     monkeypatch.setenv("IRTGEN_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(BuildError, match=r"SqrtRise: (cdf|sf|icdf) has relative error"):
@@ -181,7 +228,6 @@ def test_float32_is_audited_as_a_gpu_computes_it():
     normal, gamma = _builtin_report("normal"), _builtin_report("gamma")
     assert normal.formulas["cdf"].max("float32") > 1e-7
     assert all(f.max("float32") <= 6.0e-8 for f in gamma.formulas.values())
-    assert set(DTYPES) == {"float64", "float32"}
 
 
 def test_module_from_source_runs_a_generated_module_without_importing_it():

@@ -308,6 +308,14 @@ CASES = [
         1e-15,
     ),
     (
+        "log(1/(1 - w))",
+        "-log1p(-w)",
+        {"log_powers", "log1p"},
+        {w: 0.3},
+        {w: 1e-12},
+        1e-15,
+    ),
+    (
         "gamma(a)*gamma(b)/gamma(a + b)",
         "exp(betaln(a, b))",
         {"gamma_ratio"},
