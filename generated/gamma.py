@@ -19,7 +19,7 @@ mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
     cdf                   2.2e-15 / 1.2e-17       5.7e-08 / 5.4e-09
     sf                    2.6e-15 / 4.3e-17       5.7e-08 / 1.3e-08
     log_prob              8.6e-16 / 6.7e-17       5.3e-08 / 1.7e-08
-    icdf                  2.7e-15 / 9.8e-17       5.2e-08 / 1.4e-08
+    icdf                  2.7e-15 / 9.4e-17       5.2e-08 / 1.4e-08
     dz/dconcentration     2.0e-15 / 1.7e-16       5.4e-08 / 2.1e-08
     dz/drate              1.0e-16 / 2.3e-17       4.8e-08 / 1.8e-08
     dlogq/dconcentration  1.6e-15 / 5.6e-17       5.2e-08 / 1.8e-08

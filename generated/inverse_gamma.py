@@ -19,10 +19,10 @@ mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
     cdf                   3.5e-15 / 2.3e-17       5.6e-08 / 4.7e-09
     sf                    3.3e-15 / 2.9e-17       5.4e-08 / 1.3e-08
     log_prob              1.8e-15 / 1.1e-16       5.0e-08 / 2.3e-08
-    icdf                  2.6e-15 / 1.1e-16       5.4e-08 / 2.1e-08
+    icdf                  3.1e-15 / 1.1e-16       5.4e-08 / 2.1e-08
     dz/dconcentration     inf / 2.1e-16           5.6e-08 / 1.6e-08
     dz/drate              1.3e-16 / 1.9e-17       4.7e-08 / 8.0e-09
-    dlogq/dconcentration  1.4e-15 / 8.3e-17       4.6e-08 / 1.9e-08
+    dlogq/dconcentration  1.4e-15 / 8.0e-17       4.6e-08 / 1.9e-08
     dlogq/drate           4.0e-16 / 3.7e-17       5.8e-08 / 1.9e-08
 
 The formulas are ``@scalar`` functions (irtgen.scalar): one element in, one value or tuple out.

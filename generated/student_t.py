@@ -16,10 +16,10 @@ mpmath at 50 digits, at quantiles 1e-12 ... 1 - 1e-12 of 8 parameter values
 (128 points); float32 as a GPU computes it (the CPU computes in float64):
 
     formula       float64 max / median    float32 max / median
-    cdf           1.6e-01 / 3.4e-18       5.2e-08 / 5.9e-09
-    sf            1.6e-01 / 3.0e-17       4.4e-08 / 1.3e-08
+    cdf           2.6e-15 / 1.4e-18       5.2e-08 / 5.9e-09
+    sf            3.3e-15 / 2.9e-17       4.4e-08 / 1.3e-08
     log_prob      inf / 5.2e-17           5.5e-08 / 1.3e-08
-    icdf          1.4e-03 / 2.2e-16       4.7e-08 / 1.0e-08
+    icdf          3.5e-15 / 1.4e-16       4.7e-08 / 1.0e-08
     dz/ddf        inf / 1.0e-16           5.1e-08 / 1.5e-08
     dz/dloc       0 / 0                   0 / 0
     dz/dscale     7.3e-17 / 2.1e-17       4.5e-08 / 1.6e-08

@@ -106,6 +106,7 @@ class AuditReport:
     # the kernels at these points)
     samples: list = field(default_factory=list, repr=False)
     search: list = field(default_factory=list)  # irtgen.search.Choice, where the build searched
+    cached: bool = False  # taken from the build's cache (irtgen.build), not measured again
 
     def worst(self, dtype: str) -> Worst | None:
         ws = [f.worst[dtype] for f in self.formulas.values() if dtype in f.worst]
@@ -118,9 +119,8 @@ class AuditReport:
             w = self.worst(dt)
             if w is not None:
                 parts.append(f"{dt} {_err(w.error)} ({w.where()})")
-        text = (
-            f"audit: {'; '.join(parts) or 'nothing to audit'}; "
-            f"{self.points} points, {self.seconds:.2f} s"
+        text = f"audit: {'; '.join(parts) or 'nothing to audit'}; {self.points} points, " + (
+            "cached" if self.cached else f"{self.seconds:.2f} s"
         )
         if self.search:
             text += "; search: " + ", ".join(

@@ -119,7 +119,10 @@ def generate(
         t2 = time.perf_counter()
         check(derivation)  # numeric: support, monotone, limits at the ends, icdf
         t3 = time.perf_counter()
-        report = audit(derivation, module_from_source(source, dist.snake_name), tolerance)
+        report = _cached_audit(source, tolerance)
+        if report is None:
+            report = audit(derivation, module_from_source(source, dist.snake_name), tolerance)
+            _store_audit(source, report)
         if report.failures():  # past the tolerance: try the alternative forms (irtgen.search)
             from irtgen.search import improve
 
@@ -144,6 +147,54 @@ def generate(
     if timings is not None:
         timings.update(derive=t1 - t0, generate=t2 - t1, check=t3 - t2, audit=t4 - t3)
     return source, report
+
+
+# -- the audit's cache: a report is a function of the generated source and of the toolchain ------
+
+
+def _audit_key(source: str) -> Path | None:
+    if os.environ.get("IRTGEN_AUDIT_CACHE", "1") == "0":
+        return None
+    import mpmath
+    import numpy
+    import sympy
+
+    versions = f"{mpmath.__version__} {numpy.__version__} {sympy.__version__}"
+    key = hashlib.sha256((source + toolchain_hash() + versions).encode()).hexdigest()[:24]
+    return cache_root() / "audit" / f"{key}.pickle"
+
+
+def _cached_audit(source: str, tolerance: dict):
+    """The audit report of an identical module audited before (same source, same irtgen, same
+    mpmath/numpy/sympy), with this build's tolerance; None if there is none."""
+    import pickle
+
+    path = _audit_key(source)
+    if path is None or not path.is_file():
+        return None
+    try:
+        report = pickle.loads(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a damaged or foreign cache entry is audited afresh
+        return None
+    report.tolerance = dict(tolerance)
+    report.cached = True
+    return report
+
+
+def _store_audit(source: str, report) -> None:
+    import pickle
+
+    path = _audit_key(source)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".audit.")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(report, fh)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache: the audit just runs again next time
+        pass
 
 
 def module_from_source(source: str, name: str) -> types.ModuleType:

@@ -156,6 +156,36 @@ def test_the_search_keeps_a_more_accurate_form(tmp_path, capsys):
     assert float(row.split()[1]) <= 1e-12
 
 
+def test_an_unchanged_module_reuses_its_audit(tmp_path, capsys, monkeypatch):
+    """The report is a function of the generated source and of the toolchain: a second build of
+    the same spec takes it from the cache, and the tolerance still applies to it."""
+    monkeypatch.setenv("IRTGEN_CACHE_DIR", str(tmp_path / "cache"))
+    out = str(tmp_path / "out")
+
+    def audit_line():
+        return next(x for x in capsys.readouterr().out.splitlines() if "audit:" in x)
+
+    assert cli.main(["build", _spec(tmp_path), "-o", out]) == 0
+    first = audit_line()
+    assert not first.endswith("cached")
+    assert len(list((tmp_path / "cache" / "audit").glob("*.pickle"))) == 1
+    assert cli.main(["build", _spec(tmp_path), "-o", out]) == 0
+    second = audit_line()
+    assert second.endswith("points, cached")
+    assert second.rsplit(";", 1)[0] == first.rsplit(";", 1)[0]  # the same figures
+    assert cli.main(["build", _spec(tmp_path), "-o", out, "--max-error", "1e-10"]) == 2
+    assert "cdf has relative error" in capsys.readouterr().err
+    # another module (here a tolerance in the spec changes nothing generated, a new icdf does)
+    path = tmp_path / "other.py"
+    path.write_text(SQRT_RISE.replace("MAX_ERROR", "").replace("** 2 - 1", "** 2 - 1.0"))
+    assert cli.main(["build", str(path), "-o", out]) == 0
+    assert not audit_line().endswith("cached")
+    # switched off
+    monkeypatch.setenv("IRTGEN_AUDIT_CACHE", "0")
+    assert cli.main(["build", _spec(tmp_path), "-o", out]) == 0
+    assert not audit_line().endswith("cached")
+
+
 def test_a_spec_sets_its_own_tolerance(tmp_path, monkeypatch):
     monkeypatch.setenv("IRTGEN_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(BuildError, match=r"SqrtRise: (cdf|sf|icdf) has relative error"):

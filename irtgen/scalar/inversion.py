@@ -8,7 +8,9 @@ For a spec without a closed-form icdf, z = F^-1(u) solves g(z) = 0 with
 so both tails are solved in the function that carries their precision. Steps:
 
 1. Bracket: finite support ends are bracket ends; an infinite side is searched by steps of
-   1, 2, 4, ... from a start point inside the support until g changes sign.
+   1, 2, 4, 16, 256, ... (each the square of the last, the factor at most 1e10) from a start
+   point inside the support until g changes sign; the geometric bisection of step 2 then takes
+   a wide bracket apart in a few steps.
 2. Safeguarded Newton (Numerical Recipes' rtsafe): a Newton step z - g/q is taken when it lands
    inside the bracket and is less than half the step before last; otherwise bisect. Bisection is
    geometric when the bracket spans more than a factor 4 on one side of zero (so scales from
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from irtgen.scalar.source import ScalarFunction, scalar, tl
 
-MAX_BRACKET_STEPS = 2100  # enough doublings to span the float64 range
+MAX_BRACKET_STEPS = 2100  # more than the ~40 steps that span the float64 range
 MAX_ITER = 300
 
 CDF = None
@@ -91,8 +93,12 @@ def invert(u, p):
                 a = t
             else:
                 b = t
-            step = 2.0 * step
-            need = (not crossed) and (2.0 * step < float("inf"))
+            # 1, 2, 4, 16, 256, ...: squared (at most x1e10) to cross the float64 range in ~40
+            # steps where a heavy tail puts the root at 1e300
+            # (capped at 2^1023, the last step before the float64 range ends)
+            last = step >= 8.98846567431158e307
+            step = tl.minimum(step * tl.minimum(tl.maximum(step, 2.0), 1e10), 8.98846567431158e307)
+            need = (not crossed) and (not last)
             it += 1
         # 2. safeguarded Newton (rtsafe)
         x = bisection_point(a, b)

@@ -117,9 +117,21 @@ def _student_t_xy(df, t):
 
 @scalar
 def student_t_cdf(df, t):
-    """F(t) = I_x(df/2, 1/2)/2 for t < 0, 1 - I_x(df/2, 1/2)/2 otherwise (x = df/(df + t²))."""
+    """F(t) = I_x(df/2, 1/2)/2 for t < 0, 1 - I_x(df/2, 1/2)/2 otherwise (x = df/(df + t²)).
+    Past |t| = 1e150, where t² overflows (and x underflows for small df, although I_x does not:
+    x^(df/2) at df = 0.01 is 2e-3 for |t| = 1e268), with x < 1e-20: the first term of the
+    series, I_x(a, b) = x^a/(a B(a, b)) (1 + O(x)), from log x = log df - 2 log|t|."""
+    a = 0.5 * df
+    b = 0.5 + 0.0 * df
+    norm = beta.log_beta_norm(a, b)  # log B(a, b) = -a log1p(b/a) - b log1p(a/b) - norm
     x, y = _student_t_xy(df, t)
-    half = 0.5 * beta.betainc(0.5 * df, 0.5 + 0.0 * df, x, y)
+    half = 0.5 * beta.betainc_at(a, b, x, y, norm)
+    tau = tl.abs(t)
+    if tau > 1e150:
+        lx = tl.log(df) - 2.0 * tl.log(tau)
+        if lx < -46.0:
+            log_b = -a * el.log1p(b / a) - b * el.log1p(a / b) - norm
+            half = 0.5 * tl.exp(a * lx - tl.log(a) - log_b)
     if t < 0.0:
         r = half
     else:

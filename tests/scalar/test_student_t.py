@@ -104,6 +104,26 @@ def test_cdf_matches_mpmath():
     assert (_rel(got, want) / scale).max() <= 1e-14
 
 
+def test_cdf_far_tail_where_t_squared_overflows():
+    """|t| > 1e150: t² overflows and x = df/(df + t²) underflows, while F does not (df = 0.01:
+    F(-4e268) = 1e-3). Relative to max(1, |log F|) as above (the exponent a log x carries the
+    rounding of log|t|)."""
+    pts = [(0.01, -3.96e268), (0.01, 3.96e268), (0.01, -1e151), (0.3, -1e200), (1.0, -1e160)]
+    pts += [(2.0, 1e300), (0.05, -1.7e308), (0.01, -1e149)]
+    got = np.array([S.student_t_cdf(df, t) for df, t in pts])
+    with mpmath.workdps(60):
+        want = []
+        for df, t in pts:
+            df, t = mpmath.mpf(df), mpmath.mpf(t)
+            x = df / (df + t**2)
+            half = mpmath.betainc(df / 2, 0.5, 0, x, regularized=True) / 2
+            want.append(float(half if t < 0 else 1 - half))
+    want = np.array(want)
+    assert (got > 0).all() and np.isfinite(got).all()
+    scale = np.maximum(1.0, np.abs(np.log(want)))
+    assert (_rel(got, want) / scale).max() <= 1e-15
+
+
 def test_ddf_ratio_is_odd_zero_at_zero_and_continuous():
     for df in (0.5, 20.0, 50.0, 1e4, 1e6):
         for t in (0.7, 2.5, 3.5, 40.0):
