@@ -532,3 +532,34 @@ if __name__ == "__main__":  # the accuracy table of the README
         per_input, worst = measured_errors(case, gomp)
         cells = ", ".join(f"{e:.1e}" for e in per_input)
         print(f"| {case[0]} | {str(case[6])[6:]} | {worst:.1e} | {cells} |")
+
+
+@pytest.mark.parametrize(
+    ("base", "low", "high"),
+    [("normal", 8.0, 9.0), ("normal", -6.0, -5.0), ("gamma", 20.0, 20.5)],
+    ids=["normal-8-9", "normal-6-5", "gamma-20-20.5"],
+)
+def test_the_triton_backend_gives_the_cpu_values(monkeypatch, base, low, high):
+    """Every formula of Truncated goes through ops.evaluate, which runs the family's Triton
+    kernels on CUDA tensors; with IRTGEN_BACKEND=triton on the CPU (Triton's interpreter) icdf,
+    log_prob, cdf and the gradients to the parameters and both bounds are the numba values."""
+    u = torch.tensor([1e-6, 0.01, 0.5, 0.99, 1 - 1e-6], dtype=torch.float64)
+
+    def run(backend):
+        monkeypatch.setenv("IRTGEN_BACKEND", backend)
+        if base == "normal":
+            theta = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.0, 1.0)]
+            dist = Normal(*theta)
+        else:
+            theta = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (3.0, 1.0)]
+            dist = Gamma(*theta)
+        ends = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (low, high)]
+        d = Truncated(dist, *ends)
+        z = d.icdf(u).detach()
+        grads = torch.autograd.grad(d.reparameterize(z).sum(), [*theta, *ends])
+        return [z, d.log_prob(z).detach(), d.cdf(z).detach(), *grads]
+
+    for got, want in zip(run("triton"), run("numba"), strict=True):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=1e-13, atol=0)
+
