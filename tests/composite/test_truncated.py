@@ -562,4 +562,3 @@ def test_the_triton_backend_gives_the_cpu_values(monkeypatch, base, low, high):
     for got, want in zip(run("triton"), run("numba"), strict=True):
         assert torch.isfinite(got).all()
         torch.testing.assert_close(got, want, rtol=1e-13, atol=0)
-
