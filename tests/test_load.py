@@ -33,10 +33,13 @@ def gompertz_spec(tmp_path):
 
 
 def entries(cache_root):
-    """Finished cache entries (temporary build folders start with a dot)."""
+    """Finished cache entries (temporary build folders start with a dot; ``audit/`` holds the
+    accuracy audit's reports, irtgen.build._cached_audit)."""
     if not cache_root.exists():
         return []
-    return sorted(p for p in cache_root.iterdir() if not p.name.startswith("."))
+    return sorted(
+        p for p in cache_root.iterdir() if not p.name.startswith(".") and p.name != "audit"
+    )
 
 
 def leftovers(cache_root):
