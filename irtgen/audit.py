@@ -323,19 +323,33 @@ class _Reference:
         ga, gb = g(a), g(b)
         if ga is None or gb is None:
             return None
+        # Illinois (regula falsi with the value of an end kept twice in a row halved) where
+        # _split bisects arithmetically and the values are finite; _split's point otherwise
+        wa, wb = ga, gb  # the values the secant uses
+        last = 0
         for _ in range(2000):
             if b - a <= mpmath.mpf(10) ** (-digits) * max(abs(a), abs(b), mpmath.mpf(1e-300)):
                 break
             m = _split(a, b, ga, gb)
+            if m == (a + b) / 2 and mpmath.isfinite(wa) and mpmath.isfinite(wb) and wa != wb:
+                x = (a * wb - b * wa) / (wb - wa)
+                if a < x < b:
+                    m = x
             gm = g(m)
             if gm is None:
                 return None
             if gm == 0:
                 return m
             if (gm < 0) == (ga < 0):
-                a, ga = m, gm
+                a, ga, wa = m, gm, gm
+                if last == -1:
+                    wb = wb / 2
+                last = -1
             else:
-                b, gb = m, gm
+                b, gb, wb = m, gm, gm
+                if last == 1:
+                    wa = wa / 2
+                last = 1
         return (a + b) / 2
 
 
