@@ -407,38 +407,37 @@ def split_function(term: sp.Expr, cls: type) -> tuple[sp.Expr, sp.Expr] | None:
     return sp.Mul(*factors[:k], *factors[k + 1 :]), factors[k]
 
 
-def _ndtr_difference_rule(node, ctx):
+def _function_pairs(node, cls: type):
+    """(i, j, (r_i, f_i), (r_j, f_j)) for the pairs of terms i < j of the sum ``node`` that are
+    each r * f with f of class cls (split_function); ``_replace_pair`` replaces the pair."""
     if not isinstance(node, sp.Add):
-        return None
-    terms = list(node.args)
+        return
+    split = [split_function(t, cls) for t in node.args]
+    for i, si in enumerate(split):
+        for j in range(i + 1, len(split)):
+            if si is not None and split[j] is not None:
+                yield i, j, si, split[j]
+
+
+def _ndtr_difference_rule(node, ctx):
     for cls, (scale, h) in _CDF_LIKE.items():
-        split = [split_function(t, cls) for t in terms]
-        for i, si in enumerate(split):
-            if si is None:
+        for i, j, (ri, fi), (rj, fj) in _function_pairs(node, cls):
+            if ri == -rj:  # ri*(f(a) - f(b)), ri the positive-looking one
+                a, b = fi.args[0], fj.args[0]
+                if ri.could_extract_minus_sign():
+                    ri, a, b = rj, b, a
+            elif ri == rj and cls is sp.erf:  # erf(a) + erf(b) = erf(a) - erf(-b)
+                a, b = fi.args[0], -fj.args[0]
+            else:
                 continue
-            for j in range(i + 1, len(terms)):
-                sj = split[j]
-                if sj is None:
-                    continue
-                (ri, fi), (rj, fj) = si, sj
-                if ri == -rj:  # ri*(f(a) - f(b)), ri the positive-looking one
-                    a, b = fi.args[0], fj.args[0]
-                    if ri.could_extract_minus_sign():
-                        ri, a, b = rj, b, a
-                elif ri == rj and cls is sp.erf:  # erf(a) + erf(b) = erf(a) - erf(-b)
-                    a, b = fi.args[0], -fj.args[0]
-                else:
-                    continue
-                # ri*(f(a) - f(b)) = ri*scale*(Φ(h(a)) - Φ(h(b)))
-                y = tidy(h(b))
-                new = ri * scale * _window(y, h(a) - h(b), ctx)
-                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
-                return new + sp.Add(*rest)
+            # ri*(f(a) - f(b)) = ri*scale*(Φ(h(a)) - Φ(h(b)))
+            y = tidy(h(b))
+            return _replace_pair(node, i, j, ri * scale * _window(y, h(a) - h(b), ctx))
     return None
 
 
-# f(..., x) - f(..., y) for a CDF-like f with a complement: the shape arguments (all but the
-# point) and the complement's arguments, in COMPLEMENTS' order
+# f(..., x) - f(..., y) for a CDF-like f with a complement (COMPLEMENTS): its shape arguments,
+# those that must agree (all but the point)
 _DIFFERENCE_SHAPES: dict[type, Callable[[tuple], tuple]] = {
     gammainc: lambda args: args[:1],
     gammaincc: lambda args: args[:1],
@@ -452,30 +451,20 @@ _DIFFERENCE_SHAPES: dict[type, Callable[[tuple], tuple]] = {
 def _cdf_difference_rule(node, ctx):
     """c*f(x) - c*f(y) -> c*(f(x) - f(y)) where f(y) <= 1/2, else c*(f'(y) - f'(x)) with f' the
     complement: the difference of the two values nearer 0 keeps its digits."""
-    if not isinstance(node, sp.Add):
-        return None
-    terms = list(node.args)
     for cls, shape in _DIFFERENCE_SHAPES.items():
-        split = [split_function(t, cls) for t in terms]
-        for i, si in enumerate(split):
-            for j in range(i + 1, len(terms)):
-                sj = split[j]
-                if si is None or sj is None:
-                    continue
-                (ri, fx), (rj, fy) = si, sj
-                if ri != -rj or shape(fx.args) != shape(fy.args) or fx == fy:
-                    continue
-                if fx in ctx.sided or fy in ctx.sided:
-                    continue  # a branch of this rule's own Piecewise
-                if ri.could_extract_minus_sign():
-                    ri, fx, fy = rj, fy, fx
-                complement = COMPLEMENTS[cls]
-                new = sp.Piecewise(
-                    (ri * (fx - fy), fy <= sp.S.Half),
-                    (ri * (complement(*fy.args) - complement(*fx.args)), True),
-                )
-                rest = [t for k, t in enumerate(terms) if k not in (i, j)]
-                return new + sp.Add(*rest)
+        for i, j, (ri, fx), (rj, fy) in _function_pairs(node, cls):
+            if ri != -rj or shape(fx.args) != shape(fy.args) or fx == fy:
+                continue
+            if fx in ctx.sided or fy in ctx.sided:
+                continue  # a branch of this rule's own Piecewise
+            if ri.could_extract_minus_sign():
+                ri, fx, fy = rj, fy, fx
+            complement = COMPLEMENTS[cls]
+            new = sp.Piecewise(
+                (ri * (fx - fy), fy <= sp.S.Half),
+                (ri * (complement(*fy.args) - complement(*fx.args)), True),
+            )
+            return _replace_pair(node, i, j, new)
     return None
 
 
@@ -607,14 +596,17 @@ def _exp_times_expm1_rule(node, ctx):
     return sp.Mul(*rest) * exp_expm1(e.args[0], m.args[0])
 
 
+def _expm1_reciprocal(f: sp.Basic) -> bool:
+    """f = 1/expm1(b)."""
+    return isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, expm1)
+
+
 def _expm1_ratio_rule(node, ctx):
     """(Σ t_i expm1(a_i))/expm1(b) -> Σ t_i exp(a_i - b) expm1(-a_i)/expm1(-b) for a_i, b >= 0:
     expm1(a)/expm1(b) = e^(a-b) (1 - e^-a)/(1 - e^-b), finite where both overflow (b > 709)."""
     if not isinstance(node, sp.Mul):
         return None
-    dens = [
-        f for f in node.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, expm1)
-    ]
+    dens = [f for f in node.args if _expm1_reciprocal(f)]
     if len(dens) != 1:
         return None
     den = dens[0]
@@ -650,9 +642,7 @@ def _exp_over_expm1_rule(node, ctx):
     if not isinstance(node, sp.Mul):
         return None
     e = [f for f in node.args if isinstance(f, sp.exp)]
-    d = [
-        f for f in node.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, expm1)
-    ]
+    d = [f for f in node.args if _expm1_reciprocal(f)]
     if len(e) != 1 or len(d) != 1:
         return None
     (e,), (d,) = e, d
@@ -673,12 +663,7 @@ def _expm1_complement_rule(node, ctx):
         p, q = f.args
         if isinstance(p, sp.Pow):
             p, q = q, p
-        if not (
-            isinstance(p, expm1)
-            and isinstance(q, sp.Pow)
-            and q.exp == -1
-            and isinstance(q.base, expm1)
-        ):
+        if not (isinstance(p, expm1) and _expm1_reciprocal(q)):
             return None
         a, b = p.args[0], q.base.args[0]
         if ctx.sign(a) >= 0 or ctx.sign(b) >= 0:
@@ -897,8 +882,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "cdf_difference",
         "f(x) - f(y), f in gammainc/gammaincc/betainc/student_t_cdf/atan_cdf/sigmoid -> that of "
-        "the complement "
-        "where f(y) > 1/2",
+        "the complement where f(y) > 1/2",
         _cdf_difference_rule,
     ),
     Rule("log_powers", "log(a**e * b**-e) -> e*log(a/b), log(1/x) -> -log(x)", _log_powers_rule),

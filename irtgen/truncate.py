@@ -25,7 +25,7 @@ from __future__ import annotations
 import sympy as sp
 
 from irtgen.constraints import parse_constraint
-from irtgen.spec import Distribution, SpecError
+from irtgen.spec import Distribution, SpecError, snake_case
 
 
 def _base_spec(spec) -> Distribution:
@@ -34,12 +34,10 @@ def _base_spec(spec) -> Distribution:
     if isinstance(spec, str):
         from irtgen.build import builtin_spec_dir, load_spec_file
 
-        for path in sorted(builtin_spec_dir().glob("*.py")):
-            if path.stem == "__init__":
-                continue
-            for d in load_spec_file(path):
-                if d.name == spec:
-                    return d
+        path = builtin_spec_dir() / f"{snake_case(spec)}.py"
+        found = [d for d in load_spec_file(path) if d.name == spec] if path.is_file() else []
+        if found:
+            return found[0]
         raise SpecError(f"truncate: no built-in distribution named {spec!r}")
     raise SpecError(
         f"truncate: the base must be an irtgen.Distribution or a built-in's name, got "
